@@ -1,0 +1,455 @@
+// The pure core: one state machine per background task.
+//
+// Owns: deciding what an event means given what came before — applied, duplicate or out of order — and which
+// transitions (started, suspended, resumed, output, finished, evicted) follow; the open-task counts behind the
+// `mastra_background_tasks` gauge; bounded memory (a cap on open tasks, a dedupe window for finished ones).
+// Must not: do I/O, read a clock (every time is passed in), or know about spans, metrics or the wire format.
+//
+// Rules (each has a row in test/tracker.test.ts):
+// - A `running` for an open task is a duplicate (the connect snapshot repeats live `running` frames), except after a
+//   suspend, where it is a missed `resumed`.
+// - The span starts at the FIRST start: storage and reconnect snapshots overwrite startedAt with the resume time.
+// - A terminal event for a task never seen still finishes it once (cancelled while pending; bridge started mid-task).
+// - After the terminal event, a repeated terminal event is a duplicate and anything else is out of order; both change
+//   nothing. Finished task ids are remembered for `dedupeWindowMs` (bounded by `maxTombstones`).
+// - Past `maxOpenTasks`, the oldest open task is evicted (counted); if its terminal event comes later it is finished
+//   as a task never seen, so it still gets its one span.
+
+import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskRecord, finalStatusOf, isTimeoutError } from './events.js';
+
+export type Phase = 'running' | 'suspended';
+export type ApplyResult = 'applied' | 'duplicate' | 'out_of_order';
+
+export interface TrackerOptions {
+  /** Cap on open (running or suspended) tasks held in memory. */
+  maxOpenTasks: number;
+  /** How long a finished task id is remembered to recognise duplicates. */
+  dedupeWindowMs: number;
+  /** Cap on remembered finished task ids. */
+  maxTombstones: number;
+  /** Span events kept per task for output chunks (suspend/resume events are always kept, up to `maxLifecycleEvents`). */
+  maxOutputEvents: number;
+  maxLifecycleEvents: number;
+  /** Keep payloads (args, output content) for spans; off by default, never needed for metrics. */
+  keepArgs: boolean;
+  keepOutput: boolean;
+}
+
+export const DEFAULT_TRACKER_OPTIONS: TrackerOptions = {
+  maxOpenTasks: 100_000,
+  dedupeWindowMs: 15 * 60_000,
+  maxTombstones: 100_000,
+  maxOutputEvents: 10,
+  maxLifecycleEvents: 20,
+  keepArgs: false,
+  keepOutput: false,
+};
+
+export interface LifecycleEvent {
+  name: 'suspended' | 'resumed' | 'output';
+  /** Event time; output chunks carry none on the wire, so they get the time the bridge received them. */
+  at: number;
+  index?: number;
+  content?: unknown;
+}
+
+/** What enrichment (one getTask) adds: fields the stream never carries. */
+export interface TaskInfo {
+  threadId?: string;
+  resourceId?: string;
+  createdAt?: number;
+  startedAt?: number;
+  retryCount?: number;
+  maxRetries?: number;
+  timeoutMs?: number;
+}
+
+interface TaskIdentity {
+  taskId: string;
+  agentId: string;
+  toolName: string;
+  toolCallId: string;
+  runId: string;
+}
+
+export interface OpenTask extends TaskIdentity {
+  phase: Phase;
+  /** When the bridge first saw the task (observed time, not event time). */
+  firstSeenAt: number;
+  /** The first start seen in an event; undefined when the task was first seen after it started. */
+  startedAt?: number;
+  suspendedAt?: number;
+  lastResumedAt?: number;
+  events: LifecycleEvent[];
+  outputCount: number;
+  args?: unknown;
+  info?: TaskInfo;
+  queueWaitObserved: boolean;
+}
+
+export interface FinishedTask extends TaskIdentity {
+  status: FinalStatus;
+  completedAt: number;
+  /** Best known first start (event, else stored record); undefined when the task never ran (cancelled while pending). */
+  startedAt?: number;
+  error?: TaskError;
+  result?: unknown;
+  args?: unknown;
+  events: LifecycleEvent[];
+  outputCount: number;
+  info?: TaskInfo;
+  /** Whether a `started` transition was already emitted for this task. */
+  startCounted: boolean;
+  queueWaitObserved: boolean;
+  /** `event`: from the stream; `reconciled`: found in storage (the stream was silent). */
+  origin: 'event' | 'reconciled';
+}
+
+export type Transition =
+  | { type: 'started'; task: OpenTask }
+  | { type: 'suspended'; task: OpenTask }
+  | { type: 'resumed'; task: OpenTask; suspendedMs?: number }
+  | { type: 'output'; task: OpenTask }
+  | { type: 'queue_wait'; task: OpenTask; waitMs: number }
+  | { type: 'finished'; task: FinishedTask }
+  | { type: 'evicted'; task: OpenTask };
+
+export interface Outcome {
+  result: ApplyResult;
+  transitions: Transition[];
+}
+
+export interface OpenCount {
+  agentId: string;
+  toolName: string;
+  phase: Phase;
+  count: number;
+}
+
+const NONE: Transition[] = [];
+
+export class TaskTracker {
+  readonly options: TrackerOptions;
+  private readonly open = new Map<string, OpenTask>();
+  // Insertion-ordered: the oldest tombstone is always first, so pruning is O(1) amortised.
+  private readonly tombstones = new Map<string, number>();
+  private readonly counts = new Map<string, OpenCount>();
+  // agentId/toolName repeat across every task: share one string per value instead of one per task (bounded).
+  private readonly interned = new Map<string, string>();
+
+  constructor(options: Partial<TrackerOptions> = {}) {
+    this.options = { ...DEFAULT_TRACKER_OPTIONS, ...options };
+  }
+
+  /** Open tasks (running or suspended). */
+  get size(): number {
+    return this.open.size;
+  }
+
+  get tombstoneCount(): number {
+    return this.tombstones.size;
+  }
+
+  get(taskId: string): OpenTask | undefined {
+    return this.open.get(taskId);
+  }
+
+  isFinished(taskId: string): boolean {
+    return this.tombstones.has(taskId);
+  }
+
+  openTasks(): IterableIterator<OpenTask> {
+    return this.open.values();
+  }
+
+  /** Open-task counts by agent, tool and phase, maintained incrementally (scraping never walks the tasks). */
+  openCounts(): IterableIterator<OpenCount> {
+    return this.counts.values();
+  }
+
+  /** Apply one stream event observed at `observedAt` (epoch ms). */
+  apply(event: TaskEvent, observedAt: number): Outcome {
+    this.prune(observedAt);
+    if (this.tombstones.has(event.taskId)) {
+      return { result: isTerminal(event.kind) ? 'duplicate' : 'out_of_order', transitions: NONE };
+    }
+    const task = this.open.get(event.taskId);
+    if (task === undefined) return this.firstSight(event, observedAt);
+
+    switch (event.kind) {
+      case 'running':
+        if (task.phase === 'suspended') return this.resume(task, event.at!, observedAt, true);
+        return { result: 'duplicate', transitions: NONE };
+      case 'resumed':
+        if (task.phase === 'suspended') return this.resume(task, event.at!, observedAt, true);
+        // Running already: the same resume again is a duplicate; a new one means we missed its suspend.
+        if (task.lastResumedAt === event.at) return { result: 'duplicate', transitions: NONE };
+        return this.resume(task, event.at!, observedAt, false);
+      case 'suspended':
+        if (task.phase === 'suspended') return { result: 'duplicate', transitions: NONE };
+        this.suspend(task, event.at!);
+        return { result: 'applied', transitions: [{ type: 'suspended', task }] };
+      case 'output':
+        this.output(task, event, observedAt);
+        return { result: 'applied', transitions: [{ type: 'output', task }] };
+      default:
+        return { result: 'applied', transitions: [{ type: 'finished', task: this.finish(task, event, 'event', observedAt) }] };
+    }
+  }
+
+  /**
+   * Merge a stored record into an open task (enrichment). Returns a `queue_wait` transition the first time both the
+   * creation and the first start are known.
+   */
+  enrich(taskId: string, record: TaskRecord): Transition[] {
+    const task = this.open.get(taskId);
+    if (task === undefined) return NONE;
+    task.info = infoOf(record);
+    const start = task.startedAt ?? task.info.startedAt;
+    if (!task.queueWaitObserved && task.info.createdAt !== undefined && start !== undefined) {
+      task.queueWaitObserved = true;
+      return [{ type: 'queue_wait', task, waitMs: Math.max(0, start - task.info.createdAt) }];
+    }
+    return NONE;
+  }
+
+  /**
+   * Reconcile against stored state, for when the stream was silent (disconnects, Mastra restarts). A finished record
+   * finishes the task once (open or never seen); an unfinished one corrects the phase.
+   */
+  reconcile(record: TaskRecord, observedAt: number): Outcome {
+    this.prune(observedAt);
+    if (this.tombstones.has(record.id)) return { result: 'duplicate', transitions: NONE };
+    const final = finalStatusOf(record);
+    const task = this.open.get(record.id);
+    if (final !== undefined) {
+      const identity = task ?? this.identityOf(record);
+      const finished = task
+        ? this.finish(task, terminalEventFrom(record, final), 'reconciled', observedAt)
+        : this.finishUnseen(identity, terminalEventFrom(record, final), 'reconciled', observedAt);
+      finished.info = infoOf(record);
+      return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
+    }
+    if (record.status === 'pending') return { result: 'duplicate', transitions: NONE };
+    const phase: Phase = record.status === 'suspended' ? 'suspended' : 'running';
+    if (task === undefined) {
+      const at = phase === 'suspended' ? record.suspendedAt : record.startedAt;
+      const event: TaskEvent = {
+        kind: phase === 'suspended' ? 'suspended' : 'running',
+        ...this.identityOf(record),
+        at: at ?? observedAt,
+      };
+      const outcome = this.firstSight(event, observedAt);
+      const created = this.open.get(record.id);
+      if (created) created.info = infoOf(record);
+      return outcome;
+    }
+    if (task.phase === phase) return { result: 'duplicate', transitions: NONE };
+    if (phase === 'suspended') {
+      this.suspend(task, record.suspendedAt ?? observedAt);
+      return { result: 'applied', transitions: [{ type: 'suspended', task }] };
+    }
+    return this.resume(task, record.startedAt ?? observedAt, observedAt, true);
+  }
+
+  /** Forget finished task ids past the dedupe window; call on a timer when the stream is idle. */
+  prune(now: number): void {
+    const { dedupeWindowMs, maxTombstones } = this.options;
+    for (const [id, at] of this.tombstones) {
+      if (this.tombstones.size <= maxTombstones && now - at <= dedupeWindowMs) break;
+      this.tombstones.delete(id);
+    }
+  }
+
+  private firstSight(event: TaskEvent, observedAt: number): Outcome {
+    const identity = this.identityOf(event);
+    if (isTerminal(event.kind)) {
+      const finished = this.finishUnseen(identity, event, 'event', observedAt);
+      return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
+    }
+    const task: OpenTask = {
+      ...identity,
+      phase: 'running',
+      firstSeenAt: observedAt,
+      events: [],
+      outputCount: 0,
+      queueWaitObserved: false,
+    };
+    // Only `running` carries the first start; `resumed` carries the resume time, and the rest carry none.
+    if (event.kind === 'running') task.startedAt = event.at;
+    if (this.options.keepArgs && event.args !== undefined) task.args = event.args;
+    this.open.set(task.taskId, task);
+    this.count(task, +1);
+    const transitions: Transition[] = [{ type: 'started', task }];
+    if (event.kind === 'suspended') {
+      this.suspend(task, event.at!);
+      transitions.push({ type: 'suspended', task });
+    } else if (event.kind === 'resumed') {
+      task.lastResumedAt = event.at;
+      this.pushLifecycle(task, { name: 'resumed', at: event.at! });
+      transitions.push({ type: 'resumed', task });
+    } else if (event.kind === 'output') {
+      this.output(task, event, observedAt);
+      transitions.push({ type: 'output', task });
+    }
+    if (this.open.size > this.options.maxOpenTasks) {
+      const oldest = this.open.values().next().value as OpenTask;
+      this.open.delete(oldest.taskId);
+      this.count(oldest, -1);
+      transitions.push({ type: 'evicted', task: oldest });
+    }
+    return { result: 'applied', transitions };
+  }
+
+  private suspend(task: OpenTask, at: number): void {
+    this.count(task, -1);
+    task.phase = 'suspended';
+    task.suspendedAt = at;
+    this.count(task, +1);
+    this.pushLifecycle(task, { name: 'suspended', at });
+  }
+
+  private resume(task: OpenTask, at: number, _observedAt: number, fromSuspended: boolean): Outcome {
+    let suspendedMs: number | undefined;
+    if (fromSuspended && task.suspendedAt !== undefined) suspendedMs = Math.max(0, at - task.suspendedAt);
+    this.count(task, -1);
+    task.phase = 'running';
+    task.suspendedAt = undefined;
+    task.lastResumedAt = at;
+    this.count(task, +1);
+    this.pushLifecycle(task, { name: 'resumed', at });
+    const t: Transition = suspendedMs === undefined ? { type: 'resumed', task } : { type: 'resumed', task, suspendedMs };
+    return { result: 'applied', transitions: [t] };
+  }
+
+  private output(task: OpenTask, event: TaskEvent, observedAt: number): void {
+    task.outputCount++;
+    if (task.outputCount <= this.options.maxOutputEvents) {
+      const e: LifecycleEvent = { name: 'output', at: observedAt, index: task.outputCount - 1 };
+      if (this.options.keepOutput && event.output !== undefined) e.content = event.output;
+      task.events.push(e);
+    }
+  }
+
+  private pushLifecycle(task: OpenTask, e: LifecycleEvent): void {
+    let lifecycle = 0;
+    for (const x of task.events) if (x.name !== 'output') lifecycle++;
+    if (lifecycle < this.options.maxLifecycleEvents) task.events.push(e);
+  }
+
+  private finish(task: OpenTask, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
+    this.open.delete(task.taskId);
+    this.count(task, -1);
+    this.tombstones.set(task.taskId, observedAt);
+    const finished = this.finishedFrom(task, event, origin, true);
+    finished.events = task.events;
+    finished.outputCount = task.outputCount;
+    finished.queueWaitObserved = task.queueWaitObserved;
+    if (task.args !== undefined) finished.args = task.args;
+    if (task.info) finished.info = task.info;
+    const start = task.startedAt ?? task.info?.startedAt;
+    if (start !== undefined) finished.startedAt = start;
+    return finished;
+  }
+
+  private finishUnseen(identity: TaskIdentity, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
+    this.tombstones.set(identity.taskId, observedAt);
+    return this.finishedFrom(identity, event, origin, false);
+  }
+
+  private finishedFrom(identity: TaskIdentity, event: TaskEvent, origin: FinishedTask['origin'], startCounted: boolean): FinishedTask {
+    const status: FinalStatus =
+      event.kind === 'completed' ? 'completed' : event.kind === 'cancelled' ? 'cancelled' : isTimeoutError(event.error) ? 'timed_out' : 'failed';
+    const finished: FinishedTask = {
+      taskId: identity.taskId,
+      agentId: identity.agentId,
+      toolName: identity.toolName,
+      toolCallId: identity.toolCallId,
+      runId: identity.runId,
+      status,
+      completedAt: event.at!,
+      events: [],
+      outputCount: 0,
+      startCounted,
+      queueWaitObserved: false,
+      origin,
+    };
+    if (event.error) finished.error = event.error;
+    if (event.result !== undefined) finished.result = event.result;
+    return finished;
+  }
+
+  private count(task: OpenTask, delta: 1 | -1): void {
+    const key = `${task.agentId}\u0000${task.toolName}\u0000${task.phase}`;
+    const c = this.counts.get(key);
+    if (c) c.count += delta;
+    else if (delta > 0) this.counts.set(key, { agentId: task.agentId, toolName: task.toolName, phase: task.phase, count: 1 });
+  }
+
+  private identityOf(src: { agentId: string; toolName: string; toolCallId: string; runId: string } & ({ taskId: string } | { id: string })): TaskIdentity {
+    return {
+      taskId: 'taskId' in src ? src.taskId : src.id,
+      agentId: this.intern(src.agentId),
+      toolName: this.intern(src.toolName),
+      toolCallId: src.toolCallId,
+      runId: src.runId,
+    };
+  }
+
+  private intern(s: string): string {
+    const hit = this.interned.get(s);
+    if (hit !== undefined) return hit;
+    if (this.interned.size < 10_000) this.interned.set(s, s);
+    return s;
+  }
+}
+
+function isTerminal(kind: EventKind): boolean {
+  return kind === 'completed' || kind === 'failed' || kind === 'cancelled';
+}
+
+export function infoOf(record: TaskRecord): TaskInfo {
+  const info: TaskInfo = {};
+  if (record.threadId !== undefined) info.threadId = record.threadId;
+  if (record.resourceId !== undefined) info.resourceId = record.resourceId;
+  if (record.createdAt !== undefined) info.createdAt = record.createdAt;
+  if (record.startedAt !== undefined) info.startedAt = record.startedAt;
+  if (record.retryCount !== undefined) info.retryCount = record.retryCount;
+  if (record.maxRetries !== undefined) info.maxRetries = record.maxRetries;
+  if (record.timeoutMs !== undefined) info.timeoutMs = record.timeoutMs;
+  return info;
+}
+
+function terminalEventFrom(record: TaskRecord, final: FinalStatus): TaskEvent {
+  const kind: EventKind = final === 'completed' ? 'completed' : final === 'cancelled' ? 'cancelled' : 'failed';
+  const event: TaskEvent = {
+    kind,
+    taskId: record.id,
+    agentId: record.agentId,
+    toolName: record.toolName,
+    toolCallId: record.toolCallId,
+    runId: record.runId,
+    // A finished record without completedAt should not exist; fall back to the last time it is known to have lived.
+    at: record.completedAt ?? record.suspendedAt ?? record.startedAt ?? record.createdAt ?? 0,
+  };
+  if (record.error) event.error = record.error;
+  else if (final === 'timed_out') event.error = { message: `Task timed out after ${record.timeoutMs ?? 0}ms` };
+  if (record.result !== undefined) event.result = record.result;
+  return event;
+}
+
+/**
+ * Complete a finished task with its stored record (the one getTask at or after the end). Pure: returns what the
+ * record changes — the true status (a `failed` that storage calls `timed_out`), the first start when no event gave it,
+ * the retry count after retries — and the queue wait when it was not observed while the task ran.
+ */
+export function completeWithRecord(task: FinishedTask, record: TaskRecord | undefined): { queueWaitMs?: number } {
+  if (record === undefined) return {};
+  task.info = { ...task.info, ...infoOf(record) };
+  if (task.status === 'failed' && record.status === 'timed_out') task.status = 'timed_out';
+  // Storage overwrites startedAt on resume and retry; only use it when no event told us the first start.
+  if (task.startedAt === undefined && record.startedAt !== undefined) task.startedAt = record.startedAt;
+  if (task.queueWaitObserved || record.createdAt === undefined || task.startedAt === undefined) return {};
+  task.queueWaitObserved = true;
+  return { queueWaitMs: Math.max(0, task.startedAt - record.createdAt) };
+}
