@@ -1,0 +1,278 @@
+// startBridge(): composes one bridge instance — source, tracker, pipeline, metrics, tracing, HTTP app — and returns a
+// handle. It never listens on a port (main.ts does, or the embedding app mounts/starts `handle.app` itself).
+
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { type BridgeConfig, type ConfigInput, ConfigSchema, tracesUrl } from './config.js';
+import { Enricher } from './enrichment.js';
+import type { TaskRecord, TaskStatus } from './events.js';
+import { type BridgeStatus, buildApp } from './http/app.js';
+import { BridgeMetrics } from './metrics.js';
+import { Pipeline } from './pipeline.js';
+import { PlacementResolver } from './placement.js';
+import type { TaskSink } from './sinks.js';
+import { InProcessSource, type MastraLike } from './sources/in-process.js';
+import type { SourceSink, TaskSource } from './sources/types.js';
+import { SpanWriter } from './spans.js';
+import { type Tracing, createTracing } from './telemetry.js';
+import { TaskTracker } from './tracker.js';
+import { VERSION } from './version.js';
+
+export interface StartBridgeOptions {
+  /** An in-process Mastra with background tasks enabled. */
+  mastra?: MastraLike;
+  /** Or any source (e.g. a remote Mastra server). */
+  source?: TaskSource;
+  /** Partial configuration; validated with the same schema as the file (defaults fill the rest). */
+  config?: ConfigInput;
+  logger?: Logger;
+  /** Shown on `/` and in logs. */
+  mode?: BridgeStatus['mode'];
+  /** Replace the OTel wiring (tests, benchmarks). */
+  tracing?: Tracing;
+  /** Extra observers of finished tasks. */
+  sinks?: TaskSink[];
+  now?: () => number;
+}
+
+export interface BridgeHandle {
+  readonly config: BridgeConfig;
+  readonly app: FastifyInstance;
+  readonly metrics: BridgeMetrics;
+  readonly registry: BridgeMetrics['registry'];
+  readonly tracker: TaskTracker;
+  readonly pipeline: Pipeline;
+  readonly source: TaskSource;
+  readonly tracing: Tracing;
+  status(): BridgeStatus;
+  /** Resolves once connected and synced; rejects after `timeoutMs`. */
+  whenReady(timeoutMs?: number): Promise<void>;
+  /** Resolves when every finished task seen so far has its span and terminal count. */
+  idle(): Promise<void>;
+  /** Stop the source, finish in-flight tasks, flush spans, close HTTP. Idempotent. */
+  close(): Promise<void>;
+}
+
+const SYNC_STATUSES: TaskStatus[] = ['running', 'suspended'];
+const SYNC_PAGE_SIZE = 100;
+
+export function startBridge(options: StartBridgeOptions): BridgeHandle {
+  const config = ConfigSchema.parse(options.config ?? {});
+  const logger = options.logger ?? pino({ level: config.log.level, name: 'mastra-task-bridge' });
+  const now = options.now ?? Date.now;
+  let source: TaskSource;
+  if (options.source) source = options.source;
+  else if (options.mastra) source = new InProcessSource(options.mastra);
+  else throw new Error('startBridge needs { mastra } (in process) or { source }');
+  const mode = options.mode ?? (source.kind === 'remote' ? 'remote' : 'in-process');
+
+  const tracker = new TaskTracker({
+    maxOpenTasks: config.tracker.maxOpenTasks,
+    dedupeWindowMs: config.tracker.dedupeWindowSeconds * 1000,
+    maxTombstones: config.tracker.maxFinishedIds,
+    maxOutputEvents: config.traces.maxOutputEvents,
+    keepArgs: config.traces.recordArgs,
+    keepOutput: config.traces.recordOutput,
+  });
+  const metrics = new BridgeMetrics({
+    version: VERSION,
+    durationBuckets: config.metrics.durationBuckets,
+    queueWaitBuckets: config.metrics.queueWaitBuckets,
+    suspendedBuckets: config.metrics.suspendedBuckets,
+    maxLabelValues: config.metrics.maxLabelValues,
+    defaultMetrics: config.metrics.defaultMetrics,
+    openTasks: () => tracker.openCounts(),
+  });
+  const exportLog = logger.child({ component: 'otlp' });
+  let exportFailuresLogged = 0;
+  const tracing =
+    options.tracing ??
+    createTracing(
+      {
+        serviceName: config.otel.serviceName,
+        serviceVersion: VERSION,
+        tracesUrl: tracesUrl(config),
+        protocol: config.otel.protocol,
+        timeoutMs: config.otel.timeoutMs,
+        batch: {
+          maxQueueSize: config.otel.batch.maxQueueSize,
+          maxExportBatchSize: Math.min(config.otel.batch.maxExportBatchSize, config.otel.batch.maxQueueSize),
+          scheduledDelayMillis: config.otel.batch.scheduledDelayMs,
+          exportTimeoutMillis: config.otel.batch.exportTimeoutMs,
+        },
+      },
+      (outcome, count, error) => {
+        metrics.spanOutcome(outcome, count);
+        // A dead collector must not flood the log: the first failures, then one in a hundred.
+        if (outcome === 'failed' && (exportFailuresLogged++ < 5 || exportFailuresLogged % 100 === 0)) {
+          exportLog.warn({ err: error, spans: count }, 'span export failed; spans in this batch are lost');
+        }
+      },
+    );
+  if (!tracing.exporting) {
+    logger.info('no OTLP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT): spans are not exported; metrics are served as usual');
+  }
+
+  const enrichLog = logger.child({ component: 'enrichment' });
+  let enrichFailuresLogged = 0;
+  const enricher = new Enricher(source, config.enrichment, (reason, taskId, error) => {
+    metrics.enrichmentFailed(reason);
+    if (enrichFailuresLogged++ < 5 || enrichFailuresLogged % 100 === 0) {
+      enrichLog.warn({ reason, taskId, err: error }, 'task lookup failed; its span lacks thread, resource and queue data');
+    }
+  });
+  const placement = new PlacementResolver(source, {
+    mode: config.traces.parent,
+    attempts: config.traces.lookupAttempts,
+    retryDelayMs: config.traces.lookupRetryDelayMs,
+    timeoutMs: config.enrichment.timeoutMs,
+  });
+  const spans = new SpanWriter(tracing, {
+    recordArgs: config.traces.recordArgs,
+    recordResult: config.traces.recordResult,
+    recordOutput: config.traces.recordOutput,
+    maxPayloadLength: config.traces.maxPayloadLength,
+    maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
+  });
+  const pipeline = new Pipeline({
+    tracker,
+    metrics,
+    spans,
+    enricher,
+    placement,
+    logger: logger.child({ component: 'pipeline' }),
+    exporting: tracing.exporting,
+    maxFrameBytes: config.source.maxFrameBytes,
+    now,
+    sinks: options.sinks ?? [],
+  });
+
+  let connected = false;
+  let synced = false;
+  let reason: string | undefined = 'connecting to the Mastra background-task stream';
+  let generation = 0;
+  const readyWaiters = new Set<() => void>();
+  const sourceLog = logger.child({ component: 'source' });
+  const abort = new AbortController();
+
+  const status = (): BridgeStatus => {
+    const s: BridgeStatus = {
+      mode,
+      source: source.description,
+      version: VERSION,
+      connected,
+      synced,
+      openTasks: tracker.size,
+      tracesExported: tracing.exporting,
+    };
+    if (!(connected && synced) && reason) s.reason = reason;
+    return s;
+  };
+
+  // After every connect: apply stored running and suspended tasks. The stream's snapshot lists running tasks only;
+  // suspended ones publish nothing until resumed.
+  async function initialSync(gen: number): Promise<void> {
+    for (const status of SYNC_STATUSES) {
+      for (let page = 0; ; page++) {
+        const { tasks, total } = await source.listTasks({ status, page, perPage: SYNC_PAGE_SIZE, orderBy: 'createdAt', orderDirection: 'asc' }, abort.signal);
+        if (gen !== generation) return;
+        for (const record of tasks) pipeline.reconcile(record as TaskRecord);
+        if (tasks.length < SYNC_PAGE_SIZE || (page + 1) * SYNC_PAGE_SIZE >= total) break;
+      }
+    }
+  }
+
+  const sink: SourceSink = {
+    chunk: (c) => pipeline.chunk(c),
+    frame: (d) => pipeline.frame(d),
+    dropped: (why, detail) => pipeline.dropped(why, detail),
+    connected: () => {
+      connected = true;
+      synced = false;
+      reason = 'initial sync with Mastra not finished';
+      metrics.sourceUp(true);
+      const gen = ++generation;
+      sourceLog.info({ source: source.description }, 'connected to the background-task stream');
+      initialSync(gen).then(
+        () => {
+          if (gen !== generation || !connected) return;
+          synced = true;
+          reason = undefined;
+          sourceLog.info({ openTasks: tracker.size }, 'initial sync applied; ready');
+          for (const w of readyWaiters) w();
+        },
+        (error) => {
+          if (gen !== generation || abort.signal.aborted) return;
+          reason = `initial sync failed: ${(error as Error).message}`;
+          sourceLog.warn({ err: error }, 'initial sync failed; open tasks will be picked up from the stream');
+          // The stream is live and will correct itself; do not keep the bridge unready forever.
+          synced = true;
+          for (const w of readyWaiters) w();
+        },
+      );
+    },
+    disconnected: (why, error) => {
+      const wasConnected = connected;
+      if (why !== 'stopped') metrics.sourceReconnect(why);
+      connected = false;
+      synced = false;
+      generation++;
+      reason = `disconnected: ${why}`;
+      metrics.sourceUp(false);
+      if (!abort.signal.aborted && wasConnected) sourceLog.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
+    },
+  };
+  const running = source.run(sink, abort.signal).catch((error) => {
+    sourceLog.error({ err: error }, 'source stopped unexpectedly');
+  });
+  const pruneTimer = setInterval(() => tracker.prune(now()), 30_000);
+  pruneTimer.unref();
+
+  const app = buildApp({ metrics, status, logger });
+
+  let closing: Promise<void> | undefined;
+  const handle: BridgeHandle = {
+    config,
+    app,
+    metrics,
+    registry: metrics.registry,
+    tracker,
+    pipeline,
+    source,
+    tracing,
+    status,
+    whenReady(timeoutMs = 30_000) {
+      if (connected && synced) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => {
+          readyWaiters.delete(done);
+          reject(new Error(`bridge not ready after ${timeoutMs} ms: ${status().reason ?? 'unknown'}`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(t);
+          readyWaiters.delete(done);
+          resolve();
+        };
+        readyWaiters.add(done);
+      });
+    },
+    idle: () => pipeline.idle(),
+    close() {
+      closing ??= (async () => {
+        clearInterval(pruneTimer);
+        abort.abort();
+        await running;
+        await Promise.race([pipeline.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+        try {
+          await tracing.forceFlush();
+        } catch (error) {
+          logger.warn({ err: error }, 'flushing spans failed');
+        }
+        await tracing.shutdown().catch(() => undefined);
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+  return handle;
+}

@@ -1,0 +1,214 @@
+// Configuration: one typed schema, validated once. A YAML file (config/bridge.yaml documents every key) overridden by
+// environment variables, the standard OTEL_* ones included. Every problem is reported at once, naming where the bad
+// value came from; the CLI prints them and exits 1.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metrics.js';
+
+const buckets = (def: number[]) =>
+  z
+    .array(z.number().positive())
+    .min(1)
+    .refine((a) => a.every((v, i) => i === 0 || v > a[i - 1]!), 'buckets must be strictly increasing')
+    .default(def);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const url = z.union([z.literal(''), z.url({ protocol: /^https?$/ })]);
+
+export const ConfigSchema = z.strictObject({
+  source: z
+    .strictObject({
+      /** Remote Mastra server base URL; empty runs the embedded demo Mastra in process. */
+      mastraUrl: url.default(''),
+      apiPrefix: z.string().regex(/^(\/[^\s]*)?$/, 'must be empty or start with /').default('/api'),
+      token: z.string().default(''),
+      /** SSE frames larger than this are dropped (counted as invalid). */
+      maxFrameBytes: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('0.0.0.0'),
+      port: int(0, 65535).default(9469),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  otel: z
+    .strictObject({
+      serviceName: z.string().min(1).default('mastra-task-bridge'),
+      tracesExporter: z.enum(['otlp', 'none']).default('otlp'),
+      /** Base OTLP/HTTP endpoint; `/v1/traces` is appended. */
+      endpoint: url.default(''),
+      /** Full traces URL; wins over `endpoint`. */
+      tracesEndpoint: url.default(''),
+      protocol: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+      timeoutMs: int(100, 600_000).default(10_000),
+      batch: z
+        .strictObject({
+          maxQueueSize: int(1, 1_000_000).default(8192),
+          maxExportBatchSize: int(1, 100_000).default(512),
+          scheduledDelayMs: int(0, 600_000).default(1000),
+          exportTimeoutMs: int(100, 600_000).default(30_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  traces: z
+    .strictObject({
+      parent: z.enum(['auto', 'run', 'none']).default('auto'),
+      lookupAttempts: int(1, 20).default(6),
+      lookupRetryDelayMs: int(0, 60_000).default(250),
+      recordArgs: z.boolean().default(false),
+      recordResult: z.boolean().default(false),
+      recordOutput: z.boolean().default(false),
+      maxPayloadLength: int(16, 1_000_000).default(2048),
+      maxOutputEvents: int(0, 10_000).default(10),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      maxLabelValues: int(1, 100_000).default(200),
+      defaultMetrics: z.boolean().default(true),
+      durationBuckets: buckets(DEFAULT_DURATION_BUCKETS),
+      queueWaitBuckets: buckets(DEFAULT_QUEUE_WAIT_BUCKETS),
+      suspendedBuckets: buckets(DEFAULT_SUSPENDED_BUCKETS),
+    })
+    .prefault({}),
+  tracker: z
+    .strictObject({
+      maxOpenTasks: int(1, 10_000_000).default(100_000),
+      dedupeWindowSeconds: int(1, 7 * 86400).default(900),
+      maxFinishedIds: int(1, 10_000_000).default(100_000),
+    })
+    .prefault({}),
+  enrichment: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      concurrency: int(1, 256).default(4),
+      maxQueue: int(1, 1_000_000).default(10_000),
+      cacheSize: int(0, 1_000_000).default(10_000),
+      timeoutMs: int(100, 600_000).default(5_000),
+    })
+    .prefault({}),
+  demo: z
+    .strictObject({
+      /** Background tasks per second the embedded demo workload starts. */
+      ratePerSecond: z.coerce.number().min(0).max(1000).default(2),
+    })
+    .prefault({}),
+});
+
+export type BridgeConfig = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Environment variables and the config path each overrides. The README table is checked against this list. */
+export const ENV_VARS: readonly { name: string; path: string; description: string }[] = [
+  { name: 'MASTRA_URL', path: 'source.mastraUrl', description: 'Remote Mastra server base URL; unset runs the embedded demo' },
+  { name: 'MASTRA_API_PREFIX', path: 'source.apiPrefix', description: 'Mastra API route prefix' },
+  { name: 'MASTRA_TOKEN', path: 'source.token', description: 'Bearer token sent to the Mastra server' },
+  { name: 'BRIDGE_HOST', path: 'http.host', description: 'Address the bridge listens on' },
+  { name: 'BRIDGE_PORT', path: 'http.port', description: 'Port the bridge listens on' },
+  { name: 'BRIDGE_LOG_LEVEL', path: 'log.level', description: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts' },
+  { name: 'OTEL_SERVICE_NAME', path: 'otel.serviceName', description: 'service.name of the exported spans' },
+  { name: 'OTEL_TRACES_EXPORTER', path: 'otel.tracesExporter', description: '`otlp`, or `none` to export no spans' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', path: 'otel.endpoint', description: 'OTLP/HTTP base URL (`/v1/traces` is appended)' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', path: 'otel.tracesEndpoint', description: 'Full OTLP traces URL (wins)' },
+  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', path: 'otel.protocol', description: '`http/protobuf` or `http/json`' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', path: 'otel.protocol', description: 'Same, for traces only (wins)' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', path: 'otel.timeoutMs', description: 'Export request timeout, ms' },
+  { name: 'OTEL_BSP_MAX_QUEUE_SIZE', path: 'otel.batch.maxQueueSize', description: 'Spans buffered before dropping' },
+  { name: 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', path: 'otel.batch.maxExportBatchSize', description: 'Spans per export request' },
+  { name: 'OTEL_BSP_SCHEDULE_DELAY', path: 'otel.batch.scheduledDelayMs', description: 'Delay between exports, ms' },
+  { name: 'OTEL_BSP_EXPORT_TIMEOUT', path: 'otel.batch.exportTimeoutMs', description: 'Batch export timeout, ms' },
+];
+// Also honoured, by the OTLP exporter itself: OTEL_EXPORTER_OTLP_HEADERS / _TRACES_HEADERS, OTEL_RESOURCE_ATTRIBUTES;
+// and OTEL_SDK_DISABLED=true, which exports nothing.
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let cur = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]!] = value;
+}
+
+export const DEFAULT_CONFIG_FILE = 'config/bridge.yaml';
+
+export interface LoadOptions {
+  /** An explicit file must exist; without one, `config/bridge.yaml` is read when present. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Load, merge and validate. Throws ConfigError listing every problem. */
+export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
+  const env = opts.env ?? process.env;
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  const file = opts.file ?? (existsSync(resolvePath(DEFAULT_CONFIG_FILE, opts.cwd)) ? DEFAULT_CONFIG_FILE : undefined);
+  if (file !== undefined) {
+    const path = resolvePath(file, opts.cwd);
+    try {
+      const doc = parseYaml(readFileSync(path, 'utf8')) as unknown;
+      if (doc === null || doc === undefined) raw = {};
+      else if (typeof doc === 'object' && !Array.isArray(doc)) raw = doc as Record<string, unknown>;
+      else problems.push(`${file}: the top level must be a mapping of sections`);
+    } catch (e) {
+      problems.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const origin = new Map<string, string>();
+  for (const v of ENV_VARS) {
+    const value = env[v.name];
+    if (value === undefined || value === '') continue;
+    // The traces-specific variable wins over the generic one, as the OTel spec says.
+    if (v.name === 'OTEL_EXPORTER_OTLP_PROTOCOL' && env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) continue;
+    setPath(raw, v.path, value);
+    origin.set(v.path, v.name);
+  }
+  if (env.OTEL_SDK_DISABLED?.toLowerCase() === 'true') {
+    setPath(raw, 'otel.tracesExporter', 'none');
+    origin.set('otel.tracesExporter', 'OTEL_SDK_DISABLED');
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const path = issue.path.join('.');
+      const from = origin.get(path);
+      const where = from ? `${path} (from ${from})` : file ? `${path} (in ${file})` : path;
+      problems.push(`${where || '(top level)'}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  return result.data;
+}
+
+function resolvePath(p: string, cwd?: string): string {
+  return cwd && !p.startsWith('/') ? `${cwd}/${p}` : p;
+}
+
+/** The OTLP traces URL the config selects, or undefined when spans are not exported. */
+export function tracesUrl(config: BridgeConfig): string | undefined {
+  const o = config.otel;
+  if (o.tracesExporter === 'none') return undefined;
+  if (o.tracesEndpoint) return o.tracesEndpoint;
+  if (o.endpoint) return `${o.endpoint.replace(/\/+$/, '')}/v1/traces`;
+  return undefined;
+}

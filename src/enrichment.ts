@@ -1,0 +1,108 @@
+// Task lookups (getTask) that fill in what the stream never carries: threadId, resourceId, createdAt, retries, the
+// true status. Bounded: a fixed number of lookups in flight, a bounded queue, a small cache. The event pump never
+// waits on a lookup; a failed lookup degrades the span (counted), it never loses it.
+
+import type { TaskRecord } from './events.js';
+import type { TaskSource } from './sources/types.js';
+
+export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded';
+
+export interface EnrichmentOptions {
+  enabled: boolean;
+  concurrency: number;
+  /** Lookups waiting for a slot; past this, new lookups fail as `overloaded`. */
+  maxQueue: number;
+  /** Records kept for tasks that finish after their lookup. */
+  cacheSize: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_ENRICHMENT: EnrichmentOptions = { enabled: true, concurrency: 4, maxQueue: 10_000, cacheSize: 10_000, timeoutMs: 5_000 };
+
+type Result = TaskRecord | undefined;
+
+export class Enricher {
+  private readonly pending = new Map<string, Promise<Result>>();
+  private readonly cache = new Map<string, TaskRecord>();
+  private readonly queue: (() => void)[] = [];
+  private active = 0;
+
+  constructor(
+    private readonly source: Pick<TaskSource, 'getTask'>,
+    private readonly options: EnrichmentOptions,
+    private readonly onFailure: (reason: EnrichmentFailure, taskId: string, error?: unknown) => void,
+  ) {}
+
+  /** Start a lookup unless one is cached or under way; resolves with the record, or undefined on failure. */
+  lookup(taskId: string): Promise<Result> {
+    if (!this.options.enabled) return Promise.resolve(undefined);
+    const cached = this.cache.get(taskId);
+    if (cached) return Promise.resolve(cached);
+    return this.pending.get(taskId) ?? this.start(taskId);
+  }
+
+  /** The record of a finished task: a lookup under way is awaited, a cached one reused unless it may be stale. */
+  forFinished(taskId: string, stale: (record: TaskRecord) => boolean): Promise<Result> {
+    if (!this.options.enabled) return Promise.resolve(undefined);
+    const inflight = this.pending.get(taskId);
+    const cached = this.cache.get(taskId);
+    this.cache.delete(taskId);
+    if (inflight) {
+      return inflight.then((r) => {
+        this.cache.delete(taskId);
+        return r !== undefined && stale(r) ? this.start(taskId, true) : r;
+      });
+    }
+    if (cached && !stale(cached)) return Promise.resolve(cached);
+    return this.start(taskId, true);
+  }
+
+  get inFlight(): number {
+    return this.active + this.queue.length;
+  }
+
+  private start(taskId: string, final = false): Promise<Result> {
+    if (this.queue.length >= this.options.maxQueue) {
+      this.onFailure('overloaded', taskId);
+      return Promise.resolve(undefined);
+    }
+    const p = new Promise<Result>((resolve) => {
+      const run = () => {
+        this.active++;
+        this.fetch(taskId).then(
+          (record) => {
+            // A final lookup is consumed at once; only first-sight lookups wait in the cache for the task's end.
+            if (record && !final) this.remember(taskId, record);
+            resolve(record);
+          },
+          () => resolve(undefined),
+        ).finally(() => {
+          this.active--;
+          this.pending.delete(taskId);
+          this.queue.shift()?.();
+        });
+      };
+      if (this.active < this.options.concurrency) run();
+      else this.queue.push(run);
+    });
+    this.pending.set(taskId, p);
+    return p;
+  }
+
+  private async fetch(taskId: string): Promise<Result> {
+    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    try {
+      const record = await this.source.getTask(taskId, signal);
+      if (record === null) this.onFailure('not_found', taskId);
+      return record ?? undefined;
+    } catch (error) {
+      this.onFailure('error', taskId, error);
+      return undefined;
+    }
+  }
+
+  private remember(taskId: string, record: TaskRecord): void {
+    this.cache.set(taskId, record);
+    if (this.cache.size > this.options.cacheSize) this.cache.delete(this.cache.keys().next().value as string);
+  }
+}

@@ -1,0 +1,89 @@
+// The fastify app factory: builds the app and never listens (main.ts and startBridge() do). Tests use app.inject().
+//
+// Routes: `/` landing page, `/metrics` (OpenMetrics or text by Accept), `/healthz` (the process serves), `/readyz`
+// (503 with a JSON reason until the source is connected and its initial sync applied). One error handler: clients
+// get a JSON error, never a stack.
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { BridgeMetrics } from '../metrics.js';
+import { landingPage } from './landing.js';
+
+export interface BridgeStatus {
+  mode: 'demo' | 'in-process' | 'remote';
+  source: string;
+  version: string;
+  connected: boolean;
+  /** The initial sync (connect snapshot + stored running/suspended tasks) has been applied. */
+  synced: boolean;
+  /** Why the bridge is not ready, when it is not. */
+  reason?: string;
+  openTasks: number;
+  tracesExported: boolean;
+}
+
+export interface AppDeps {
+  metrics: BridgeMetrics;
+  status: () => BridgeStatus;
+  logger?: Logger;
+}
+
+const errorSchema = {
+  type: 'object',
+  properties: { error: { type: 'string' }, message: { type: 'string' } },
+  required: ['error'],
+} as const;
+
+const readySchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ready', 'not_ready'] },
+    reason: { type: 'string' },
+    connected: { type: 'boolean' },
+    synced: { type: 'boolean' },
+  },
+  required: ['status', 'connected', 'synced'],
+} as const;
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger?.child({ component: 'http' }) as FastifyBaseLogger | undefined,
+    disableRequestLogging: true,
+    // Every route is small; anything bigger is a mistake or an attack.
+    bodyLimit: 16 * 1024,
+  });
+
+  app.setErrorHandler((error: { statusCode?: number; message: string; validation?: unknown }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    void reply.status(status).send(status >= 500 ? { error: 'Internal error' } : { error: 'Bad request', message: error.message });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: 'Not found', message: `${request.method} ${request.url.split('?')[0]} is not a route of this bridge; see /` });
+  });
+
+  app.get('/', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
+    return reply.type('text/html; charset=utf-8').send(landingPage(deps.status()));
+  });
+
+  app.get('/metrics', { schema: { response: { 200: { type: 'string' }, 500: errorSchema } } }, async (request, reply) => {
+    const { contentType, body } = await deps.metrics.render(request.headers.accept);
+    return reply.type(contentType).send(body);
+  });
+
+  app.get(
+    '/healthz',
+    { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } } } },
+    async () => ({ status: 'ok' }),
+  );
+
+  app.get('/readyz', { schema: { response: { 200: readySchema, 503: readySchema } } }, async (_req, reply) => {
+    const s = deps.status();
+    const ready = s.connected && s.synced;
+    const body: Record<string, unknown> = { status: ready ? 'ready' : 'not_ready', connected: s.connected, synced: s.synced };
+    if (!ready) body.reason = s.reason ?? (s.connected ? 'initial sync with Mastra not finished' : 'not connected to the Mastra background-task stream');
+    return reply.status(ready ? 200 : 503).send(body);
+  });
+
+  return app;
+}

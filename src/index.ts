@@ -1,0 +1,12 @@
+// Library entry: embed the bridge in a Mastra app (`startBridge({ mastra })`) or build on its parts.
+export { startBridge, type BridgeHandle, type StartBridgeOptions } from './bridge.js';
+export { loadConfig, ConfigSchema, ConfigError, ENV_VARS, type BridgeConfig, type ConfigInput } from './config.js';
+export { parseEvent, parseFrame, parseTaskRecord, type TaskEvent, type TaskRecord, type FinalStatus } from './events.js';
+export { TaskTracker, type FinishedTask, type OpenTask, type Transition } from './tracker.js';
+export { BridgeMetrics, METRIC_NAMES } from './metrics.js';
+export { runTraceId, taskSpanId, taskTraceId, spanName } from './spans.js';
+export { InProcessSource, type MastraLike } from './sources/in-process.js';
+export type { TaskSource, SourceSink, TaskQuery, TaskPage, SpanRef } from './sources/types.js';
+export { SourceError } from './sources/types.js';
+export { buildApp, type BridgeStatus } from './http/app.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,365 @@
+// Every Prometheus metric the bridge exposes is defined here, and only here (the README table is checked against
+// METRIC_NAMES by a test). A private Registry per bridge instance, so tests and embedders never share global state.
+//
+// Owns: names, help, label sets, buckets, bounded label values, and rendering (OpenMetrics with exemplars when the
+// scraper asks for it, Prometheus text 0.0.4 otherwise). Must not: know about events, spans or HTTP.
+
+import client, { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
+import { EVENT_KINDS, FINAL_STATUSES, type FinalStatus } from './events.js';
+import type { OpenCount } from './tracker.js';
+
+export const EVENT_RESULTS = ['applied', 'duplicate', 'out_of_order', 'invalid'] as const;
+export type EventResult = (typeof EVENT_RESULTS)[number];
+export type EventLabel = (typeof EVENT_KINDS)[number] | 'unknown';
+
+/** Bucket choices (seconds). Durations reach past Mastra's default 5-minute timeout up to an hour: a task stuck at
+ * its timeout must land in a finite bucket, not only in +Inf. Queue waits are short unless concurrency saturates.
+ * Suspensions wait for a human or another system: minutes to a day. */
+export const DEFAULT_DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+export const DEFAULT_SUSPENDED_BUCKETS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400];
+
+/** Every metric family name this module defines (bridge-specific; process_/nodejs_ defaults come from prom-client). */
+export const METRIC_NAMES = [
+  'mastra_background_task_started_total',
+  'mastra_background_task_finished_total',
+  'mastra_background_task_duration_seconds',
+  'mastra_background_task_queue_wait_seconds',
+  'mastra_background_task_suspended_seconds',
+  'mastra_background_tasks',
+  'mastra_background_task_output_chunks_total',
+  'mastra_task_bridge_source_up',
+  'mastra_task_bridge_source_reconnects_total',
+  'mastra_task_bridge_events_total',
+  'mastra_task_bridge_last_event_timestamp_seconds',
+  'mastra_task_bridge_enrichment_failures_total',
+  'mastra_task_bridge_label_overflow_total',
+  'mastra_task_bridge_evicted_tasks_total',
+  'mastra_task_bridge_spans_total',
+  'mastra_task_bridge_build_info',
+] as const;
+
+/** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
+export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
+  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized',
+]);
+
+export const OVERFLOW_LABEL_VALUE = '_other';
+const MAX_LABEL_VALUE_LENGTH = 128;
+
+export interface MetricsOptions {
+  version: string;
+  durationBuckets?: number[];
+  queueWaitBuckets?: number[];
+  suspendedBuckets?: number[];
+  /** Distinct values allowed per label (agent_id, tool_name) before new ones fold into `_other`. */
+  maxLabelValues?: number;
+  /** process_* and nodejs_* collectors. */
+  defaultMetrics?: boolean;
+  /** Open tasks by agent, tool and phase, read at scrape time. */
+  openTasks?: () => Iterable<OpenCount>;
+  /** Tasks Mastra holds as pending (only known from storage; set by reconciliation). */
+  pendingTasks?: () => Iterable<{ agentId: string; toolName: string; count: number }>;
+}
+
+export interface Exemplar {
+  traceId: string;
+  spanId: string;
+}
+
+type Labels = { agent_id: string; tool_name: string };
+
+/** Bounds a label's distinct values; the rest fold into `_other`, counted per label. */
+class LabelBound {
+  private readonly seen = new Set<string>();
+  constructor(
+    private readonly label: string,
+    private readonly max: number,
+    private readonly overflow: Counter<'label'>,
+  ) {}
+
+  value(raw: string): string {
+    const v = raw.length > MAX_LABEL_VALUE_LENGTH ? raw.slice(0, MAX_LABEL_VALUE_LENGTH) : raw;
+    if (this.seen.has(v)) return v;
+    if (this.seen.size < this.max) {
+      this.seen.add(v);
+      return v;
+    }
+    this.overflow.inc({ label: this.label });
+    return OVERFLOW_LABEL_VALUE;
+  }
+
+  /** Same as value() but never admits or counts: for scrape-time reads. */
+  peek(raw: string): string {
+    const v = raw.length > MAX_LABEL_VALUE_LENGTH ? raw.slice(0, MAX_LABEL_VALUE_LENGTH) : raw;
+    return this.seen.has(v) ? v : OVERFLOW_LABEL_VALUE;
+  }
+}
+
+export class BridgeMetrics {
+  readonly registry: Registry<RegistryContentType>;
+  private readonly started: Counter<'agent_id' | 'tool_name'>;
+  private readonly finished: Counter<'agent_id' | 'tool_name' | 'status'>;
+  private readonly duration: Histogram<'agent_id' | 'tool_name' | 'status'>;
+  private readonly queueWait: Histogram<'agent_id' | 'tool_name'>;
+  private readonly suspended: Histogram<'agent_id' | 'tool_name'>;
+  private readonly outputChunks: Counter<'agent_id' | 'tool_name'>;
+  private readonly sourceUpGauge: Gauge;
+  private readonly reconnects: Counter<'reason'>;
+  private readonly events: Counter<'event' | 'result'>;
+  private readonly lastEvent: Gauge;
+  private readonly enrichmentFailures: Counter<'reason'>;
+  private readonly labelOverflow: Counter<'label'>;
+  private readonly evicted: Counter;
+  private readonly spans: Counter<'result'>;
+  private readonly agents: LabelBound;
+  private readonly tools: LabelBound;
+  private readonly knownPairs = new Set<string>();
+  private readonly counterNames = new Map<object, string>();
+  private renderQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: MetricsOptions) {
+    const registry = new Registry<RegistryContentType>();
+    this.registry = registry;
+    // prom-client types `registers` as text-format registries; ours switches format per scrape (see render()).
+    const registers = [registry as unknown as Registry];
+
+    this.labelOverflow = new Counter({
+      name: 'mastra_task_bridge_label_overflow_total',
+      help: 'Label values folded into "_other" because a label reached its limit of distinct values.',
+      labelNames: ['label'],
+      registers,
+    });
+    const max = opts.maxLabelValues ?? 200;
+    this.agents = new LabelBound('agent_id', max, this.labelOverflow);
+    this.tools = new LabelBound('tool_name', max, this.labelOverflow);
+    for (const label of ['agent_id', 'tool_name']) this.labelOverflow.inc({ label }, 0);
+
+    this.started = new Counter({
+      name: 'mastra_background_task_started_total',
+      help: 'Background tasks that started running.',
+      labelNames: ['agent_id', 'tool_name'],
+      registers,
+    });
+    this.finished = new Counter({
+      name: 'mastra_background_task_finished_total',
+      help: 'Background tasks that finished, by final status (completed, failed, timed_out, cancelled).',
+      labelNames: ['agent_id', 'tool_name', 'status'],
+      enableExemplars: true,
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'mastra_background_task_duration_seconds',
+      help: 'Background task duration from first start to completion, by final status.',
+      labelNames: ['agent_id', 'tool_name', 'status'],
+      buckets: opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS,
+      enableExemplars: true,
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: 'mastra_background_task_queue_wait_seconds',
+      help: 'Time a background task waited between creation and its first start.',
+      labelNames: ['agent_id', 'tool_name'],
+      buckets: opts.queueWaitBuckets ?? DEFAULT_QUEUE_WAIT_BUCKETS,
+      registers,
+    });
+    this.suspended = new Histogram({
+      name: 'mastra_background_task_suspended_seconds',
+      help: 'Time a background task spent suspended before it was resumed.',
+      labelNames: ['agent_id', 'tool_name'],
+      buckets: opts.suspendedBuckets ?? DEFAULT_SUSPENDED_BUCKETS,
+      registers,
+    });
+    const openTasks = opts.openTasks;
+    const pendingTasks = opts.pendingTasks;
+    const agents = this.agents;
+    const tools = this.tools;
+    const knownPairs = this.knownPairs;
+    new Gauge({
+      name: 'mastra_background_tasks',
+      help: 'Background tasks now running, suspended or pending, computed at scrape time.',
+      labelNames: ['agent_id', 'tool_name', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        // Every known pair reports 0 rather than disappearing, so alerts on absent series do not fire spuriously.
+        for (const pair of knownPairs) {
+          const [agent_id, tool_name] = pair.split('\u0000') as [string, string];
+          for (const status of ['running', 'suspended']) this.set({ agent_id, tool_name, status }, 0);
+        }
+        for (const c of openTasks?.() ?? []) {
+          if (c.count === 0) continue;
+          this.inc({ agent_id: agents.peek(c.agentId), tool_name: tools.peek(c.toolName), status: c.phase }, c.count);
+        }
+        if (pendingTasks) {
+          for (const c of pendingTasks()) {
+            this.inc({ agent_id: agents.peek(c.agentId), tool_name: tools.peek(c.toolName), status: 'pending' }, c.count);
+          }
+        }
+      },
+    });
+    this.outputChunks = new Counter({
+      name: 'mastra_background_task_output_chunks_total',
+      help: 'Output chunks background tasks streamed while running.',
+      labelNames: ['agent_id', 'tool_name'],
+      registers,
+    });
+    this.sourceUpGauge = new Gauge({
+      name: 'mastra_task_bridge_source_up',
+      help: '1 when the bridge is connected to the Mastra background-task stream, else 0.',
+      registers,
+    });
+    this.sourceUpGauge.set(0);
+    this.reconnects = new Counter({
+      name: 'mastra_task_bridge_source_reconnects_total',
+      help: 'Times the upstream stream ended or a connection attempt failed, by reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.events = new Counter({
+      name: 'mastra_task_bridge_events_total',
+      help: 'Upstream events by type and what the bridge did with them (applied, duplicate, out_of_order, invalid).',
+      labelNames: ['event', 'result'],
+      registers,
+    });
+    for (const event of [...EVENT_KINDS, 'unknown'])
+      for (const result of EVENT_RESULTS) this.events.inc({ event, result }, 0);
+    this.lastEvent = new Gauge({
+      name: 'mastra_task_bridge_last_event_timestamp_seconds',
+      help: 'Unix time the bridge last received an upstream event (0 before the first).',
+      registers,
+    });
+    this.lastEvent.set(0);
+    this.enrichmentFailures = new Counter({
+      name: 'mastra_task_bridge_enrichment_failures_total',
+      help: 'Task lookups (getTask) that failed; the span is exported without the missing fields.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['error', 'not_found', 'overloaded']) this.enrichmentFailures.inc({ reason }, 0);
+    this.evicted = new Counter({
+      name: 'mastra_task_bridge_evicted_tasks_total',
+      help: 'Open tasks dropped from memory because the tracked-task cap was reached.',
+      registers,
+    });
+    this.spans = new Counter({
+      name: 'mastra_task_bridge_spans_total',
+      help: 'Task spans by export outcome (exported, failed, dropped: not sampled or exporter disabled).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['exported', 'failed', 'dropped']) this.spans.inc({ result }, 0);
+    new Gauge({
+      name: 'mastra_task_bridge_build_info',
+      help: 'Build information; the value is always 1.',
+      labelNames: ['version', 'nodejs_version'],
+      registers,
+    }).set({ version: opts.version, nodejs_version: process.version }, 1);
+
+    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry as unknown as Registry });
+  }
+
+  private labels(agentId: string, toolName: string): Labels {
+    const labels = { agent_id: this.agents.value(agentId), tool_name: this.tools.value(toolName) };
+    const key = `${labels.agent_id}\u0000${labels.tool_name}`;
+    if (!this.knownPairs.has(key)) {
+      // Known series start at 0 so rate() and absent-based alerts see them before the first failure.
+      this.knownPairs.add(key);
+      this.started.inc(labels, 0);
+      this.outputChunks.inc(labels, 0);
+      for (const status of FINAL_STATUSES) this.finished.inc({ ...labels, status }, 0);
+    }
+    return labels;
+  }
+
+  taskStarted(agentId: string, toolName: string): void {
+    this.started.inc(this.labels(agentId, toolName));
+  }
+
+  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
+    const labels = { ...this.labels(agentId, toolName), status };
+    const exemplarLabels = exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : undefined;
+    // prom-client types exemplar labels as the metric's own label names; any names are valid in OpenMetrics.
+    if (exemplarLabels) this.finished.inc({ labels, value: 1, exemplarLabels: exemplarLabels as never });
+    else this.finished.inc(labels);
+    if (durationSeconds === undefined) return;
+    if (exemplarLabels) this.duration.observe({ labels, value: durationSeconds, exemplarLabels: exemplarLabels as never });
+    else this.duration.observe(labels, durationSeconds);
+  }
+
+  queueWaited(agentId: string, toolName: string, seconds: number): void {
+    this.queueWait.observe(this.labels(agentId, toolName), seconds);
+  }
+
+  resumedAfter(agentId: string, toolName: string, seconds: number): void {
+    this.suspended.observe(this.labels(agentId, toolName), seconds);
+  }
+
+  outputChunk(agentId: string, toolName: string): void {
+    this.outputChunks.inc(this.labels(agentId, toolName));
+  }
+
+  /** Pre-register a pair so its series exist at 0 (e.g. from a snapshot task). */
+  touch(agentId: string, toolName: string): void {
+    this.labels(agentId, toolName);
+  }
+
+  event(event: EventLabel, result: EventResult, atSeconds?: number): void {
+    this.events.inc({ event, result });
+    if (atSeconds !== undefined) this.lastEvent.set(atSeconds);
+  }
+
+  sourceUp(up: boolean): void {
+    this.sourceUpGauge.set(up ? 1 : 0);
+  }
+
+  sourceReconnect(reason: string): void {
+    this.reconnects.inc({ reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
+  }
+
+  enrichmentFailed(reason: 'error' | 'not_found' | 'overloaded'): void {
+    this.enrichmentFailures.inc({ reason });
+  }
+
+  taskEvicted(): void {
+    this.evicted.inc();
+  }
+
+  spanOutcome(result: 'exported' | 'failed' | 'dropped', count = 1): void {
+    this.spans.inc({ result }, count);
+  }
+
+  /**
+   * Render for a scrape. OpenMetrics (with exemplars) when the Accept header asks for it, as Prometheus does with
+   * exemplar storage on; text 0.0.4 otherwise. prom-client renames counters in place when rendering OpenMetrics
+   * (it strips `_total`), so renders are serialised and each restores the canonical names first.
+   */
+  render(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    const openMetrics = wantsOpenMetrics(accept);
+    const next = this.renderQueue.then(async () => {
+      const contentType = openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
+      this.registry.setContentType(contentType);
+      for (const metric of this.registry.getMetricsAsArray() as unknown as { name: string; type: string }[]) {
+        if (metric.type !== 'counter') continue;
+        const canonical = this.counterNames.get(metric) ?? metric.name;
+        this.counterNames.set(metric, canonical);
+        metric.name = canonical;
+      }
+      return { contentType, body: await this.registry.metrics() };
+    });
+    this.renderQueue = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** True when the Accept header accepts application/openmetrics-text with q > 0. */
+export function wantsOpenMetrics(accept: string | undefined): boolean {
+  if (!accept) return false;
+  for (const part of accept.split(',')) {
+    const [type, ...params] = part.trim().split(';');
+    if (type?.trim().toLowerCase() !== 'application/openmetrics-text') continue;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    if (q === undefined || Number(q.slice(2)) > 0) return true;
+  }
+  return false;
+}

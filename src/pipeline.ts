@@ -1,0 +1,163 @@
+// The event pump: upstream chunk → parse → tracker → metrics now, and for finished tasks → enrichment → placement →
+// span + terminal count. The synchronous part never waits on I/O; finishing a task is asynchronous and tracked so
+// shutdown can drain it.
+//
+// Exactly-once: the tracker emits `finished` once per task id (within its dedupe window); finish() is the only place
+// that records the terminal count and writes the span, and it does both or, on a bug, logs and counts neither twice.
+
+import type { Logger } from 'pino';
+import { type Parsed, type TaskEvent, type TaskRecord, parseEvent, parseFrame } from './events.js';
+import type { Enricher } from './enrichment.js';
+import type { BridgeMetrics, EventLabel } from './metrics.js';
+import type { PlacementResolver } from './placement.js';
+import type { SpanWriter, WrittenSpan } from './spans.js';
+import type { TaskSink } from './sinks.js';
+import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';
+
+export interface PipelineDeps {
+  tracker: TaskTracker;
+  metrics: BridgeMetrics;
+  spans: SpanWriter;
+  enricher: Enricher;
+  placement: PlacementResolver;
+  logger: Logger;
+  /** Whether spans leave the process (exemplars only point at traces that exist). */
+  exporting: boolean;
+  maxFrameBytes: number;
+  now?: () => number;
+  /** Observers of finished tasks (task API, checkpoints); called after the span and count are recorded. */
+  sinks?: TaskSink[];
+}
+
+export class Pipeline {
+  private readonly now: () => number;
+  private readonly inflight = new Set<Promise<void>>();
+  private invalidLogged = 0;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** An in-process chunk. */
+  chunk(chunk: unknown): void {
+    this.handle(parseEvent(chunk));
+  }
+
+  /** A remote SSE data field. */
+  frame(data: string): void {
+    this.handle(parseFrame(data, this.deps.maxFrameBytes));
+  }
+
+  /** A frame the source dropped before parsing (e.g. oversized). */
+  dropped(reason: string, detail: string): void {
+    this.invalid(undefined, reason, detail);
+  }
+
+  /** Apply a stored record found by reconciliation (the stream was silent about it). */
+  reconcile(record: TaskRecord): Transition[] {
+    const outcome = this.deps.tracker.reconcile(record, this.now());
+    for (const t of outcome.transitions) this.transition(t, record);
+    return outcome.transitions;
+  }
+
+  /** Resolves when every finished task seen so far has its span and terminal count. */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  get finishing(): number {
+    return this.inflight.size;
+  }
+
+  private handle(parsed: Parsed<TaskEvent>): void {
+    const observedAt = this.now();
+    if (!parsed.ok) {
+      this.invalid(parsed.kind, parsed.reason, parsed.detail, observedAt);
+      return;
+    }
+    const event = parsed.value;
+    let outcome;
+    try {
+      outcome = this.deps.tracker.apply(event, observedAt);
+    } catch (error) {
+      this.deps.logger.error({ err: error, taskId: event.taskId }, 'tracker failed on an event');
+      this.deps.metrics.event(event.kind, 'invalid', observedAt / 1000);
+      return;
+    }
+    this.deps.metrics.event(event.kind, outcome.result, observedAt / 1000);
+    for (const t of outcome.transitions) this.transition(t);
+  }
+
+  private invalid(kind: EventLabel | undefined, reason: string, detail: string, observedAt = this.now()): void {
+    this.deps.metrics.event(kind ?? 'unknown', 'invalid', observedAt / 1000);
+    // Bad upstream data is counted always, logged sparingly: a broken upstream must not flood the log.
+    if (this.invalidLogged < 10 || this.invalidLogged % 1000 === 0) {
+      this.deps.logger.warn({ reason, detail, dropped: this.invalidLogged + 1 }, 'dropped invalid upstream event');
+    }
+    this.invalidLogged++;
+  }
+
+  private transition(t: Transition, record?: TaskRecord): void {
+    const { metrics, enricher, tracker } = this.deps;
+    switch (t.type) {
+      case 'started':
+        metrics.taskStarted(t.task.agentId, t.task.toolName);
+        if (record) {
+          for (const x of tracker.enrich(t.task.taskId, record)) this.transition(x);
+        } else {
+          const taskId = t.task.taskId;
+          void enricher.lookup(taskId).then((r) => {
+            if (r) for (const x of tracker.enrich(taskId, r)) this.transition(x);
+          });
+        }
+        return;
+      case 'resumed':
+        if (t.suspendedMs !== undefined) metrics.resumedAfter(t.task.agentId, t.task.toolName, t.suspendedMs / 1000);
+        return;
+      case 'output':
+        metrics.outputChunk(t.task.agentId, t.task.toolName);
+        return;
+      case 'queue_wait':
+        metrics.queueWaited(t.task.agentId, t.task.toolName, t.waitMs / 1000);
+        return;
+      case 'evicted':
+        metrics.taskEvicted();
+        return;
+      case 'suspended':
+        return;
+      case 'finished': {
+        const p = this.finish(t.task, record).catch((error) => {
+          this.deps.logger.error({ err: error, taskId: t.task.taskId }, 'failed to finish task telemetry');
+        });
+        this.inflight.add(p);
+        void p.finally(() => this.inflight.delete(p));
+        return;
+      }
+    }
+  }
+
+  private async finish(task: FinishedTask, known?: TaskRecord): Promise<void> {
+    const { metrics, enricher, placement, spans } = this.deps;
+    // Retries publish nothing, so a record read while the task ran may be stale when it could have retried.
+    const record = known ?? (await enricher.forFinished(task.taskId, (r) => (r.maxRetries ?? 0) > 0 || r.status === 'pending'));
+    const { queueWaitMs } = completeWithRecord(task, record);
+    if (queueWaitMs !== undefined) metrics.queueWaited(task.agentId, task.toolName, queueWaitMs / 1000);
+    // A task first seen at its end was not counted as started; it did start unless it was cancelled while pending.
+    if (!task.startCounted && (task.status !== 'cancelled' || task.startedAt !== undefined)) {
+      metrics.taskStarted(task.agentId, task.toolName);
+    }
+    const where = await placement.resolve(task);
+    const span: WrittenSpan = spans.write(task, where);
+    const exemplar = this.deps.exporting && span.sampled ? { traceId: span.traceId, spanId: span.spanId } : undefined;
+    if (!exemplar) metrics.spanOutcome('dropped');
+    const duration = task.startedAt !== undefined ? Math.max(0, task.completedAt - task.startedAt) / 1000 : undefined;
+    metrics.taskFinished(task.agentId, task.toolName, task.status, duration, exemplar);
+    for (const sink of this.deps.sinks ?? []) {
+      try {
+        sink.finished(task, span);
+      } catch (error) {
+        this.deps.logger.warn({ err: error }, 'task sink failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,64 @@
+// Where a task's span goes: under Mastra's own tool_call span when the app stores its traces (`auto`), else in a
+// trace derived from the run (`run`, also auto's fallback), or a trace of its own (`none`).
+//
+// Mastra's storage exporter writes a span after a batch delay (5 s by default), so a miss is retried with exponential
+// delays (250 ms · 2^n: 6 attempts wait 7.75 s in all). When the app stores no traces at all, or lookups keep missing
+// (traces sampled out, stored elsewhere), auto placement stops asking for a while and falls back at once: a task's
+// telemetry must never wait on a lookup that cannot succeed.
+
+import { type ParentMode, type Placement, fallbackPlacement } from './spans.js';
+import type { SpanRef, TaskSource } from './sources/types.js';
+
+export interface PlacementOptions {
+  mode: ParentMode;
+  /** Attempts to find Mastra's tool_call span before falling back (auto mode). */
+  attempts: number;
+  retryDelayMs: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_PLACEMENT: PlacementOptions = { mode: 'auto', attempts: 6, retryDelayMs: 250, timeoutMs: 5_000 };
+
+/** Consecutive tasks whose span was never found before auto placement pauses. */
+const MISSES_BEFORE_PAUSE = 20;
+const PAUSE_MS = 5 * 60_000;
+const UNAVAILABLE_RECHECK_MS = 30_000;
+
+export class PlacementResolver {
+  private pausedUntil = 0;
+  private misses = 0;
+
+  constructor(
+    private readonly source: Pick<TaskSource, 'findToolCallSpan'>,
+    private readonly options: PlacementOptions,
+    private readonly now: () => number = Date.now,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  ) {}
+
+  async resolve(task: { taskId: string; runId: string; toolCallId: string }): Promise<Placement> {
+    const fallback = fallbackPlacement(task, this.options.mode);
+    if (this.options.mode !== 'auto' || this.now() < this.pausedUntil) return fallback;
+    for (let attempt = 0; attempt < this.options.attempts; attempt++) {
+      if (attempt > 0) await this.sleep(this.options.retryDelayMs * 2 ** (attempt - 1));
+      let found: SpanRef | null | undefined;
+      try {
+        found = await this.source.findToolCallSpan(task.runId, task.toolCallId, AbortSignal.timeout(this.options.timeoutMs));
+      } catch {
+        found = null;
+      }
+      if (found === undefined) {
+        this.pausedUntil = this.now() + UNAVAILABLE_RECHECK_MS;
+        return fallback;
+      }
+      if (found) {
+        this.misses = 0;
+        return { traceId: found.traceId, parentSpanId: found.spanId, origin: 'mastra' };
+      }
+    }
+    if (++this.misses >= MISSES_BEFORE_PAUSE) {
+      this.misses = 0;
+      this.pausedUntil = this.now() + PAUSE_MS;
+    }
+    return fallback;
+  }
+}

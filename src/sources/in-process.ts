@@ -1,0 +1,125 @@
+// Source over an in-process Mastra: `mastra.backgroundTaskManager.stream()` plus its getTask/listTasks.
+//
+// Owns: the subscription lifecycle (resubscribe if the stream ends while the bridge runs) and mapping the manager's
+// lookups to parsed records. Must not: interpret events (events.ts does), or import @mastra/core at runtime — the
+// bridge works without Mastra installed when it watches a remote server.
+
+import { type TaskRecord, parseTaskRecord } from '../events.js';
+import { findToolCallSpan, hasTraceStorage } from './mastra-traces.js';
+import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
+
+interface ManagerLike {
+  stream(options?: { abortSignal?: AbortSignal; includeExisting?: boolean }): ReadableStream<unknown>;
+  getTask(taskId: string): Promise<unknown>;
+  listTasks(filter?: Record<string, unknown>): Promise<{ tasks: unknown[]; total: number }>;
+}
+
+/** The slice of a Mastra instance the bridge uses. */
+export interface MastraLike {
+  backgroundTaskManager?: unknown;
+}
+
+const RESUBSCRIBE_DELAY_MS = 500;
+
+export class InProcessSource implements TaskSource {
+  readonly kind = 'in-process' as const;
+  readonly description = 'in-process Mastra (backgroundTaskManager.stream)';
+  private readonly manager: ManagerLike;
+
+  constructor(private readonly mastra: MastraLike) {
+    const manager = mastra.backgroundTaskManager as ManagerLike | undefined;
+    if (!manager || typeof manager.stream !== 'function') {
+      throw new Error('mastra.backgroundTaskManager is not available: create Mastra with { backgroundTasks: { enabled: true } }');
+    }
+    this.manager = manager;
+  }
+
+  async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      let reason = 'eof';
+      let error: unknown;
+      try {
+        const stream = this.manager.stream({ abortSignal: signal, includeExisting: true });
+        const reader = stream.getReader();
+        sink.connected();
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            sink.chunk(value);
+          }
+        } finally {
+          reader.releaseLock();
+        }
+      } catch (e) {
+        reason = 'error';
+        error = e;
+      }
+      if (signal.aborted) {
+        sink.disconnected('stopped');
+        return;
+      }
+      sink.disconnected(reason, error);
+      await delay(RESUBSCRIBE_DELAY_MS, signal);
+    }
+  }
+
+  async getTask(taskId: string): Promise<TaskRecord | null> {
+    let raw: unknown;
+    try {
+      raw = await this.manager.getTask(taskId);
+    } catch (e) {
+      throw new SourceError(`getTask failed: ${(e as Error).message}`, 'unavailable', { cause: e });
+    }
+    if (raw === null || raw === undefined) return null;
+    const parsed = parseTaskRecord(raw);
+    if (!parsed.ok) throw new SourceError(`getTask returned an invalid record: ${parsed.detail}`, 'bad_response');
+    return parsed.value;
+  }
+
+  async listTasks(query: TaskQuery): Promise<TaskPage> {
+    let raw: { tasks: unknown[]; total: number };
+    try {
+      raw = await this.manager.listTasks({ ...query });
+    } catch (e) {
+      throw new SourceError(`listTasks failed: ${(e as Error).message}`, 'unavailable', { cause: e });
+    }
+    const tasks: TaskRecord[] = [];
+    let invalid = 0;
+    for (const t of raw.tasks ?? []) {
+      const parsed = parseTaskRecord(t);
+      if (parsed.ok) tasks.push(parsed.value);
+      else invalid++;
+    }
+    return { tasks, total: typeof raw.total === 'number' ? raw.total : tasks.length, invalid };
+  }
+
+  async findToolCallSpan(runId: string, toolCallId: string): Promise<SpanRef | null | undefined> {
+    // Traces are worth looking for when Mastra has an observability instance configured (its first spans may not be
+    // stored yet) or already holds traces. Otherwise the app stores none: fall back at once.
+    if (!this.hasObservability() && !(await hasTraceStorage(this.mastra as never))) return undefined;
+    return findToolCallSpan(this.mastra as never, runId, toolCallId);
+  }
+
+  private hasObservability(): boolean {
+    try {
+      const o = (this.mastra as { observability?: { listInstances?: () => ReadonlyMap<string, unknown> } }).observability;
+      return (o?.listInstances?.().size ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

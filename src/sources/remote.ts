@@ -1,0 +1,252 @@
+// Source over a remote Mastra server: the unfiltered SSE stream `{prefix}/background-tasks/stream` and the REST
+// lookups `{prefix}/background-tasks[/:id]` and `{prefix}/observability/traces…`.
+//
+// Owns: HTTP, SSE framing (eventsource-parser, not a hand-written parser), reconnects with capped exponential
+// backoff and full jitter, and classifying why a connection ended into a bounded reason. Must not: parse event JSON
+// (events.ts does) or keep task state.
+// Mastra's stream sends no ids, no retry hints and no heartbeats: silence is normal, and an idle body cut by a
+// timeout is an ordinary reconnect.
+
+import { createParser } from 'eventsource-parser';
+import type { Logger } from 'pino';
+import { type TaskRecord, parseTaskRecord } from '../events.js';
+import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
+
+export interface RemoteSourceOptions {
+  baseUrl: string;
+  apiPrefix?: string;
+  token?: string | undefined;
+  maxFrameBytes?: number;
+  logger?: Logger;
+  /** Backoff between reconnects: min(maxMs, initialMs * 2^attempt) with full jitter. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Timeout of each REST lookup, and of waiting for the stream's response headers. */
+  requestTimeoutMs?: number;
+  fetch?: typeof fetch;
+  random?: () => number;
+}
+
+const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 30_000 };
+
+export class RemoteSource implements TaskSource {
+  readonly kind = 'remote' as const;
+  readonly description: string;
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+  private readonly fetch: typeof fetch;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly timeoutMs: number;
+  private readonly maxFrameBytes: number;
+  private readonly random: () => number;
+  private authWarned = false;
+
+  constructor(private readonly options: RemoteSourceOptions) {
+    const url = new URL(options.baseUrl);
+    const prefix = (options.apiPrefix ?? '/api').replace(/\/+$/, '');
+    this.base = `${url.origin}${url.pathname.replace(/\/+$/, '')}${prefix}`;
+    // Never put credentials in a description: it goes to logs and the landing page.
+    this.description = `Mastra server ${url.origin}${url.pathname.replace(/\/+$/, '')}${prefix}`;
+    this.headers = options.token ? { authorization: `Bearer ${options.token}` } : {};
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.maxFrameBytes = options.maxFrameBytes ?? 1024 * 1024;
+    this.random = options.random ?? Math.random;
+  }
+
+  async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
+    let attempt = 0;
+    while (!signal.aborted) {
+      const { reason, error, wasConnected } = await this.streamOnce(sink, signal);
+      if (signal.aborted) {
+        if (wasConnected) sink.disconnected('stopped', undefined, true);
+        return;
+      }
+      sink.disconnected(reason, error, wasConnected);
+      if (wasConnected) attempt = 0;
+      // Bad credentials will not fix themselves quickly: retry at the cap, never in a tight loop.
+      const delay = reason === 'unauthorized' ? this.backoff.maxMs : this.delayFor(attempt++);
+      await sleep(delay, signal);
+    }
+  }
+
+  private delayFor(attempt: number): number {
+    const cap = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 30));
+    return Math.round(cap / 2 + (this.random() * cap) / 2);
+  }
+
+  private async streamOnce(sink: SourceSink, signal: AbortSignal): Promise<{ reason: string; error?: unknown; wasConnected: boolean }> {
+    let wasConnected = false;
+    const headersTimeout = new AbortController();
+    const timer = setTimeout(() => headersTimeout.abort(new Error('timed out waiting for response headers')), this.timeoutMs);
+    try {
+      const response = await this.fetch(`${this.base}/background-tasks/stream`, {
+        headers: { accept: 'text/event-stream', ...this.headers },
+        signal: AbortSignal.any([signal, headersTimeout.signal]),
+      });
+      clearTimeout(timer);
+      if (response.status === 401 || response.status === 403) {
+        await response.body?.cancel().catch(() => undefined);
+        if (!this.authWarned) {
+          this.authWarned = true;
+          this.options.logger?.error(
+            { status: response.status, url: `${this.description}/background-tasks/stream` },
+            'Mastra rejected the bridge credentials: set MASTRA_TOKEN to a valid token (sent as Authorization: Bearer); retrying at the backoff cap',
+          );
+        }
+        return { reason: 'unauthorized', wasConnected };
+      }
+      if (!response.ok || !response.body) {
+        await response.body?.cancel().catch(() => undefined);
+        return { reason: response.status >= 500 ? 'http_5xx' : 'http_4xx', error: new Error(`HTTP ${response.status}`), wasConnected };
+      }
+      this.authWarned = false;
+      wasConnected = true;
+      sink.connected();
+      let skippingOversized = false;
+      const parser = createParser({
+        onEvent: (event) => {
+          skippingOversized = false;
+          if (event.data === '[DONE]') return;
+          sink.frame(event.data);
+        },
+        onError: (error) => {
+          if ((error as { type?: string }).type === 'max-buffer-size-exceeded') {
+            // The parser stops at a frame over the limit; drop the frame (once), reset, and skip to the next one.
+            if (!skippingOversized) sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`);
+            skippingOversized = true;
+            parser.reset({ consume: false });
+          }
+        },
+        // Headroom for the `data: ` prefixes of a multi-line frame; parseFrame enforces the exact limit.
+        maxBufferSize: this.maxFrameBytes + 4096,
+      });
+      const decoder = new TextDecoder();
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        parser.feed(decoder.decode(chunk, { stream: true }));
+      }
+      return { reason: 'eof', wasConnected };
+    } catch (error) {
+      clearTimeout(timer);
+      return { reason: classify(error, headersTimeout.signal.aborted), error, wasConnected };
+    }
+  }
+
+  private async request(path: string, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
+    const signals = [AbortSignal.timeout(this.timeoutMs)];
+    if (signal) signals.push(signal);
+    let response: Response;
+    try {
+      response = await this.fetch(`${this.base}${path}`, { headers: { accept: 'application/json', ...this.headers }, signal: AbortSignal.any(signals) });
+    } catch (error) {
+      const timeout = (error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError';
+      throw new SourceError(timeout ? `Mastra did not answer ${path} in time` : `Mastra unreachable: ${(error as Error).message}`, timeout ? 'timeout' : 'unavailable', { cause: error });
+    }
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new SourceError(`Mastra rejected the credentials (HTTP ${response.status})`, 'unauthorized');
+    }
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (error) {
+      if (response.status === 404) return { status: 404, body: undefined };
+      throw new SourceError(`Mastra answered ${path} with HTTP ${response.status} and no JSON`, response.status >= 500 ? 'unavailable' : 'bad_response', { cause: error });
+    }
+    if (response.status >= 500) throw new SourceError(`Mastra answered ${path} with HTTP ${response.status}`, 'unavailable');
+    return { status: response.status, body };
+  }
+
+  async getTask(taskId: string, signal?: AbortSignal): Promise<TaskRecord | null> {
+    const { status, body } = await this.request(`/background-tasks/${encodeURIComponent(taskId)}`, signal);
+    if (status === 404) return null;
+    if (status !== 200) throw new SourceError(`getTask: HTTP ${status}`, 'bad_response');
+    const parsed = parseTaskRecord(body);
+    if (!parsed.ok) throw new SourceError(`getTask returned an invalid record: ${parsed.detail}`, 'bad_response');
+    return parsed.value;
+  }
+
+  async listTasks(query: TaskQuery, signal?: AbortSignal): Promise<TaskPage> {
+    // The server filters on one status per request; several statuses are several requests, merged.
+    const statuses = Array.isArray(query.status) ? query.status : [query.status];
+    if (statuses.length > 1 && (query.page ?? 0) > 0) {
+      throw new SourceError('a remote Mastra filters on one status at a time; page through one status per query', 'bad_response');
+    }
+    const out: TaskPage = { tasks: [], total: 0, invalid: 0 };
+    for (const status of statuses) {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries({ ...query, status })) {
+        if (v === undefined) continue;
+        params.set(k, v instanceof Date ? v.toISOString() : String(v));
+      }
+      const { status: code, body } = await this.request(`/background-tasks?${params}`, signal);
+      if (code !== 200 || typeof body !== 'object' || body === null || !Array.isArray((body as { tasks?: unknown }).tasks)) {
+        throw new SourceError(`listTasks: unexpected answer (HTTP ${code})`, 'bad_response');
+      }
+      const { tasks, total } = body as { tasks: unknown[]; total?: unknown };
+      for (const t of tasks) {
+        const parsed = parseTaskRecord(t);
+        if (parsed.ok) out.tasks.push(parsed.value);
+        else out.invalid++;
+      }
+      out.total += typeof total === 'number' ? total : tasks.length;
+    }
+    return out;
+  }
+
+  private tracesUnavailable = false;
+
+  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
+    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: '20' })}`, signal).catch((e: unknown) => {
+      if (e instanceof SourceError && e.kind === 'unauthorized') throw e;
+      return { status: 0, body: undefined };
+    });
+    // No observability storage on the server: the route answers an error. Auto placement falls back.
+    if (list.status >= 400 || list.status === 0) {
+      this.tracesUnavailable = list.status >= 400;
+      return this.tracesUnavailable ? undefined : null;
+    }
+    const roots = (list.body as { spans?: { traceId?: unknown }[] } | undefined)?.spans ?? [];
+    const traceIds = [...new Set(roots.map((s) => s.traceId).filter((t): t is string => typeof t === 'string'))];
+    for (const traceId of traceIds) {
+      const trace = await this.request(`/observability/traces/${encodeURIComponent(traceId)}`, signal).catch(() => undefined);
+      const spans = (trace?.body as { spans?: StoredSpan[] } | undefined)?.spans ?? [];
+      const span = spans.find((s) => s.spanType === 'tool_call' && (s.attributes?.toolCallId ?? s.metadata?.toolCallId) === toolCallId);
+      if (span && typeof span.spanId === 'string') return { traceId, spanId: span.spanId };
+    }
+    return null;
+  }
+}
+
+interface StoredSpan {
+  spanId?: unknown;
+  spanType?: unknown;
+  attributes?: Record<string, unknown> | null;
+  metadata?: Record<string, unknown> | null;
+}
+
+/** A bounded reason token for why a stream attempt ended (used as a metric label). */
+function classify(error: unknown, headersTimedOut: boolean): string {
+  if (headersTimedOut) return 'timeout';
+  const e = error as { name?: string; code?: string; cause?: { code?: string; name?: string } };
+  const code = e?.cause?.code ?? e?.code ?? '';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset';
+  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || e?.name === 'TimeoutError') return 'timeout';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
+  if (e?.name === 'AbortError') return 'aborted';
+  return 'error';
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
