@@ -82,6 +82,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     maxLabelValues: config.metrics.maxLabelValues,
     defaultMetrics: config.metrics.defaultMetrics,
     openTasks: () => tracker.openCounts(),
+    scanOpenTasks: () => tracker.openTasks(),
+    now,
   });
   const exportLog = logger.child({ component: 'otlp' });
   let exportFailuresLogged = 0;

@@ -6,7 +6,7 @@
 
 import client, { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { EVENT_KINDS, FINAL_STATUSES, type FinalStatus } from './events.js';
-import type { OpenCount } from './tracker.js';
+import type { OpenCount, OpenTask } from './tracker.js';
 
 export const EVENT_RESULTS = ['applied', 'duplicate', 'out_of_order', 'invalid'] as const;
 export type EventResult = (typeof EVENT_RESULTS)[number];
@@ -28,6 +28,8 @@ export const METRIC_NAMES = [
   'mastra_background_task_suspended_seconds',
   'mastra_background_tasks',
   'mastra_background_task_output_chunks_total',
+  'mastra_background_task_oldest_age_seconds',
+  'mastra_background_tasks_overdue',
   'mastra_task_bridge_source_up',
   'mastra_task_bridge_source_reconnects_total',
   'mastra_task_bridge_events_total',
@@ -58,6 +60,9 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
   /** Open tasks by agent, tool and phase, read at scrape time. */
   openTasks?: () => Iterable<OpenCount>;
+  /** Every open task, scanned at scrape time for ages and overdue counts. */
+  scanOpenTasks?: () => Iterable<OpenTask>;
+  now?: () => number;
   /** Tasks Mastra holds as pending (only known from storage; set by reconciliation). */
   pendingTasks?: () => Iterable<{ agentId: string; toolName: string; count: number }>;
 }
@@ -119,7 +124,9 @@ export class BridgeMetrics {
   private renderQueue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: MetricsOptions) {
-    const registry = new Registry<RegistryContentType>();
+    // Exemplars need an OpenMetrics registry at construction; render() switches the format per scrape.
+    const RegistryWithType = Registry as unknown as new (contentType: RegistryContentType) => Registry<RegistryContentType>;
+    const registry = new RegistryWithType(Registry.OPENMETRICS_CONTENT_TYPE);
     this.registry = registry;
     // prom-client types `registers` as text-format registries; ours switches format per scrape (see render()).
     const registers = [registry as unknown as Registry];
@@ -198,6 +205,53 @@ export class BridgeMetrics {
         }
       },
     });
+    const scan = opts.scanOpenTasks;
+    const now = opts.now ?? Date.now;
+    // Both gauges walk the open tasks once per scrape (about 1 ms per 20k tasks): exact, and no timers.
+    const oldest = new Gauge({
+      name: 'mastra_background_task_oldest_age_seconds',
+      help: 'Age of the oldest open task: running since its last (re)start, suspended since it suspended.',
+      labelNames: ['agent_id', 'tool_name', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        if (!scan) return;
+        const t = now();
+        const max = new Map<string, { agent_id: string; tool_name: string; status: string; age: number }>();
+        for (const task of scan()) {
+          const since = task.phase === 'suspended' ? task.suspendedAt : (task.lastResumedAt ?? task.startedAt ?? task.info?.startedAt ?? task.firstSeenAt);
+          const age = Math.max(0, (t - (since ?? task.firstSeenAt)) / 1000);
+          const agent_id = agents.peek(task.agentId);
+          const tool_name = tools.peek(task.toolName);
+          const key = `${agent_id}\u0000${tool_name}\u0000${task.phase}`;
+          const cur = max.get(key);
+          if (!cur || age > cur.age) max.set(key, { agent_id, tool_name, status: task.phase, age });
+        }
+        for (const v of max.values()) this.set({ agent_id: v.agent_id, tool_name: v.tool_name, status: v.status }, v.age);
+      },
+    });
+    void oldest;
+    new Gauge({
+      name: 'mastra_background_tasks_overdue',
+      help: 'Running tasks whose current run has lasted longer than their timeout (timeoutMs from Mastra): stuck.',
+      labelNames: ['agent_id', 'tool_name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const pair of knownPairs) {
+          const [agent_id, tool_name] = pair.split('\u0000') as [string, string];
+          this.set({ agent_id, tool_name }, 0);
+        }
+        if (!scan) return;
+        const t = now();
+        for (const task of scan()) {
+          const timeout = task.info?.timeoutMs;
+          if (task.phase !== 'running' || timeout === undefined) continue;
+          const since = task.lastResumedAt ?? task.startedAt ?? task.info?.startedAt ?? task.firstSeenAt;
+          if (t - since > timeout) this.inc({ agent_id: agents.peek(task.agentId), tool_name: tools.peek(task.toolName) });
+        }
+      },
+    });
     this.outputChunks = new Counter({
       name: 'mastra_background_task_output_chunks_total',
       help: 'Output chunks background tasks streamed while running.',
@@ -267,7 +321,7 @@ export class BridgeMetrics {
       this.knownPairs.add(key);
       this.started.inc(labels, 0);
       this.outputChunks.inc(labels, 0);
-      for (const status of FINAL_STATUSES) this.finished.inc({ ...labels, status }, 0);
+      for (const status of FINAL_STATUSES) this.finished.inc({ labels: { ...labels, status }, value: 0 });
     }
     return labels;
   }
@@ -278,13 +332,11 @@ export class BridgeMetrics {
 
   taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
     const labels = { ...this.labels(agentId, toolName), status };
-    const exemplarLabels = exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : undefined;
-    // prom-client types exemplar labels as the metric's own label names; any names are valid in OpenMetrics.
-    if (exemplarLabels) this.finished.inc({ labels, value: 1, exemplarLabels: exemplarLabels as never });
-    else this.finished.inc(labels);
-    if (durationSeconds === undefined) return;
-    if (exemplarLabels) this.duration.observe({ labels, value: durationSeconds, exemplarLabels: exemplarLabels as never });
-    else this.duration.observe(labels, durationSeconds);
+    // Exemplar-enabled metrics take one options object (prom-client swaps inc/observe for them). Its types name the
+    // exemplar labels after the metric's own labels; any names are valid in OpenMetrics, hence the cast.
+    const exemplarLabels = (exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : {}) as never;
+    this.finished.inc({ labels, value: 1, exemplarLabels });
+    if (durationSeconds !== undefined) this.duration.observe({ labels, value: durationSeconds, exemplarLabels });
   }
 
   queueWaited(agentId: string, toolName: string, seconds: number): void {
