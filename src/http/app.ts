@@ -4,7 +4,7 @@
 // (503 with a JSON reason until the source is connected and its initial sync applied). One error handler: clients
 // get a JSON error, never a stack.
 
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { BridgeMetrics } from '../metrics.js';
 import { landingPage } from './landing.js';
@@ -48,7 +48,8 @@ const readySchema = {
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger?.child({ component: 'http' }) as FastifyBaseLogger | undefined,
-    disableRequestLogging: true,
+    // Prometheus scrapes every few seconds: request logs would drown everything else.
+    logController: new LogController({ disableRequestLogging: true }),
     // Every route is small; anything bigger is a mistake or an attack.
     bodyLimit: 16 * 1024,
   });

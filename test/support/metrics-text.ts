@@ -1,0 +1,34 @@
+// Reads Prometheus text exposition (0.0.4) into samples, for assertions on what /metrics really says.
+import type { FastifyInstance } from 'fastify';
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export function parseExposition(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    if (!m) throw new Error(`unparseable exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, '$1');
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+/** Sum of the samples of `name` whose labels include `match`. */
+export function total(samples: Sample[], name: string, match: Record<string, string> = {}): number {
+  return samples
+    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0);
+}
+
+export async function scrape(app: FastifyInstance): Promise<Sample[]> {
+  const res = await app.inject({ method: 'GET', url: '/metrics', headers: { accept: 'text/plain' } });
+  if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`);
+  return parseExposition(res.body);
+}
