@@ -1,0 +1,107 @@
+// Configuration: defaults, file + environment precedence, the standard OTEL_* variables, and a bad file or bad
+// environment making the real CLI exit 1 with every problem listed.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, tracesUrl } from '../src/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    timeout: 30_000,
+  });
+}
+
+describe('loadConfig', () => {
+  it('has working defaults with no file and no environment', () => {
+    const c = loadConfig({ env: {}, cwd: dir });
+    expect(c.http).toEqual({ host: '0.0.0.0', port: 9469 });
+    expect(c.otel.serviceName).toBe('mastra-task-bridge');
+    expect(c.source.mastraUrl).toBe('');
+    expect(c.traces.parent).toBe('auto');
+    expect(tracesUrl(c)).toBeUndefined();
+  });
+
+  it('lets the environment override the file', () => {
+    const f = file('a.yaml', 'http:\n  port: 1234\n  host: 127.0.0.1\notel:\n  serviceName: from-file\n');
+    const c = loadConfig({ file: f, env: { BRIDGE_PORT: '9999', OTEL_SERVICE_NAME: 'from-env' } });
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 9999 });
+    expect(c.otel.serviceName).toBe('from-env');
+  });
+
+  it('follows the OTLP endpoint rules of the OTel spec', () => {
+    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }, cwd: dir }))).toBe('http://collector:4318/v1/traces');
+    expect(
+      tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:4318/custom' }, cwd: dir })),
+    ).toBe('http://t:4318/custom');
+    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }, cwd: dir }))).toBeUndefined();
+    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }, cwd: dir }))).toBeUndefined();
+    const proto = loadConfig({ env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }, cwd: dir });
+    expect(proto.otel.protocol).toBe('http/protobuf');
+    expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, cwd: dir }).otel.protocol).toBe('http/json');
+  });
+
+  it('lists every problem at once, saying where each came from', () => {
+    const f = file('bad.yaml', 'http:\n  port: 70000\ntraces:\n  parent: sideways\n  recordArgs: "yes"\nnonsense: 1\nmetrics:\n  durationBuckets: [1, 0.5]\n');
+    let error: unknown;
+    try {
+      loadConfig({ file: f, env: { BRIDGE_LOG_LEVEL: 'loud', OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toContain('http.port (in');
+    expect(problems).toContain('traces.parent (in');
+    expect(problems).toContain('traces.recordArgs (in');
+    expect(problems).toMatch(/nonsense/);
+    expect(problems).toContain('metrics.durationBuckets');
+    expect(problems).toContain('log.level (from BRIDGE_LOG_LEVEL)');
+    expect(problems).toContain('otel.endpoint (from OTEL_EXPORTER_OTLP_ENDPOINT)');
+    expect(problems).toContain('otel.protocol (from OTEL_EXPORTER_OTLP_PROTOCOL)');
+    expect((error as ConfigError).problems.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('reports a YAML syntax error and a missing explicit file', () => {
+    expect(() => loadConfig({ file: file('broken.yaml', 'http: [unclosed\n'), env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).toThrow(/missing\.yaml/);
+  });
+
+  it('accepts the shipped config/bridge.yaml unchanged', () => {
+    const c = loadConfig({ file: 'config/bridge.yaml', env: {} });
+    expect(c).toEqual(loadConfig({ env: {}, cwd: dir }));
+  });
+});
+
+describe('CLI configuration errors', () => {
+  it('exits 1 listing every problem of a bad file and bad environment', () => {
+    const f = file('cli-bad.yaml', 'http:\n  port: -1\ntracker:\n  maxOpenTasks: 0\n');
+    const r = cli(['--config', f], { BRIDGE_PORT: 'abc', OTEL_TRACES_EXPORTER: 'zipkin' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('invalid configuration');
+    expect(r.stderr).toContain('http.port (from BRIDGE_PORT)');
+    expect(r.stderr).toContain('tracker.maxOpenTasks (in');
+    expect(r.stderr).toContain('otel.tracesExporter (from OTEL_TRACES_EXPORTER)');
+    expect(r.stderr).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack
+  });
+
+  it('exits 1 on an unknown flag, 0 on --help and --check-config', () => {
+    expect(cli(['--frobnicate']).status).toBe(1);
+    const help = cli(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('MASTRA_URL');
+    const check = cli(['--check-config'], { MASTRA_TOKEN: 'secret-token-value' });
+    expect(check.status).toBe(0);
+    expect(check.stdout).not.toContain('secret-token-value');
+  });
+});
