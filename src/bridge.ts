@@ -5,11 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { type BridgeConfig, type ConfigInput, ConfigSchema, tracesUrl } from './config.js';
 import { Enricher } from './enrichment.js';
-import type { TaskRecord, TaskStatus } from './events.js';
+import { Checkpoint } from './checkpoint.js';
 import { type BridgeStatus, buildApp } from './http/app.js';
 import { BridgeMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { PlacementResolver } from './placement.js';
+import { Reconciler } from './reconcile.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
 import type { SourceSink, TaskSource } from './sources/types.js';
@@ -53,9 +54,6 @@ export interface BridgeHandle {
   close(): Promise<void>;
 }
 
-const SYNC_STATUSES: TaskStatus[] = ['running', 'suspended'];
-const SYNC_PAGE_SIZE = 100;
-
 export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const config = ConfigSchema.parse(options.config ?? {});
   const logger = options.logger ?? pino({ level: config.log.level, name: 'mastra-task-bridge' });
@@ -83,8 +81,24 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     defaultMetrics: config.metrics.defaultMetrics,
     openTasks: () => tracker.openCounts(),
     scanOpenTasks: () => tracker.openTasks(),
+    pendingTasks: () => reconciler?.pending() ?? [],
     now,
   });
+  let reconciler: Reconciler | undefined;
+
+  // Restart checkpoint: tasks exported before a restart count as finished; the scan backfills the rest.
+  const checkpoint = config.state.checkpointFile ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000) : undefined;
+  let scanFrom = now();
+  if (checkpoint) {
+    const saved = checkpoint.load();
+    if (saved) {
+      tracker.rememberFinished(saved.exported.keys(), now());
+      scanFrom = saved.watermark - config.state.checkpointWindowSeconds * 1000;
+      logger.info({ checkpoint: checkpoint.path, watermark: new Date(saved.watermark).toISOString(), exported: saved.exported.size }, 'checkpoint loaded; backfilling tasks finished since');
+    } else {
+      logger.info({ checkpoint: checkpoint.path }, 'no checkpoint yet; starting fresh');
+    }
+  }
   const exportLog = logger.child({ component: 'otlp' });
   let exportFailuresLogged = 0;
   const tracing =
@@ -110,7 +124,24 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
           exportLog.warn({ err: error, spans: count }, 'span export failed; spans in this batch are lost');
         }
       },
+      checkpoint
+        ? (spans) => {
+            const entries = [];
+            for (const span of spans) {
+              const taskId = span.attributes['mastra.background_task.id'];
+              if (typeof taskId === 'string') entries.push({ taskId, completedAt: span.endTime[0] * 1000 + Math.floor(span.endTime[1] / 1e6) });
+            }
+            recordCheckpoint(entries);
+          }
+        : undefined,
     );
+  function recordCheckpoint(entries: { taskId: string; completedAt: number }[]): void {
+    try {
+      checkpoint?.record(entries);
+    } catch (error) {
+      logger.error({ err: error, checkpoint: checkpoint?.path }, 'writing the checkpoint failed');
+    }
+  }
   if (!tracing.exporting) {
     logger.info('no OTLP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT): spans are not exported; metrics are served as usual');
   }
@@ -146,8 +177,23 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     exporting: tracing.exporting,
     maxFrameBytes: config.source.maxFrameBytes,
     now,
-    sinks: options.sinks ?? [],
+    sinks: [
+      ...(options.sinks ?? []),
+      // Without an exporter there is no acknowledgement to wait for: a task is done when its telemetry is recorded.
+      ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
+    ],
   });
+  reconciler = new Reconciler(
+    { source, pipeline, tracker, metrics, logger: logger.child({ component: 'reconcile' }), now, scanFrom },
+    {
+      intervalMs: config.reconcile.intervalSeconds * 1000,
+      perPage: config.reconcile.perPage,
+      maxPages: config.reconcile.maxPages,
+      overlapMs: config.reconcile.overlapSeconds * 1000,
+      maxLookups: config.reconcile.maxLookups,
+    },
+  );
+  const rec = reconciler;
 
   let connected = false;
   let synced = false;
@@ -171,19 +217,6 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     return s;
   };
 
-  // After every connect: apply stored running and suspended tasks. The stream's snapshot lists running tasks only;
-  // suspended ones publish nothing until resumed.
-  async function initialSync(gen: number): Promise<void> {
-    for (const status of SYNC_STATUSES) {
-      for (let page = 0; ; page++) {
-        const { tasks, total } = await source.listTasks({ status, page, perPage: SYNC_PAGE_SIZE, orderBy: 'createdAt', orderDirection: 'asc' }, abort.signal);
-        if (gen !== generation) return;
-        for (const record of tasks) pipeline.reconcile(record as TaskRecord);
-        if (tasks.length < SYNC_PAGE_SIZE || (page + 1) * SYNC_PAGE_SIZE >= total) break;
-      }
-    }
-  }
-
   const sink: SourceSink = {
     chunk: (c) => pipeline.chunk(c),
     frame: (d) => pipeline.frame(d),
@@ -195,7 +228,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       metrics.sourceUp(true);
       const gen = ++generation;
       sourceLog.info({ source: source.description }, 'connected to the background-task stream');
-      initialSync(gen).then(
+      rec.pass(abort.signal).then(
         () => {
           if (gen !== generation || !connected) return;
           synced = true;
@@ -229,6 +262,11 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   });
   const pruneTimer = setInterval(() => tracker.prune(now()), 30_000);
   pruneTimer.unref();
+  // Periodic reconciliation while connected (one also runs after every connect).
+  const reconcileTimer = setInterval(() => {
+    if (connected && synced) void rec.pass(abort.signal).catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
+  }, config.reconcile.intervalSeconds * 1000);
+  reconcileTimer.unref();
 
   const app = buildApp({ metrics, status, logger });
 
@@ -262,6 +300,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     close() {
       closing ??= (async () => {
         clearInterval(pruneTimer);
+        clearInterval(reconcileTimer);
         abort.abort();
         await running;
         await Promise.race([pipeline.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
@@ -271,6 +310,11 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
           logger.warn({ err: error }, 'flushing spans failed');
         }
         await tracing.shutdown().catch(() => undefined);
+        try {
+          checkpoint?.compact();
+        } catch (error) {
+          logger.error({ err: error }, 'writing the checkpoint failed');
+        }
         await app.close();
       })();
       return closing;

@@ -95,6 +95,23 @@ export const ConfigSchema = z.strictObject({
       timeoutMs: int(100, 600_000).default(5_000),
     })
     .prefault({}),
+  reconcile: z
+    .strictObject({
+      /** Seconds between reconciliation passes (one also runs after every connect). */
+      intervalSeconds: int(1, 86400).default(30),
+      perPage: int(1, 1000).default(100),
+      maxPages: int(1, 10_000).default(10),
+      overlapSeconds: int(0, 3600).default(60),
+      maxLookups: int(0, 100_000).default(200),
+    })
+    .prefault({}),
+  state: z
+    .strictObject({
+      /** Restart checkpoint; empty: no checkpoint (a restart does not backfill). */
+      checkpointFile: z.string().default(''),
+      checkpointWindowSeconds: int(10, 86400).default(600),
+    })
+    .prefault({}),
   demo: z
     .strictObject({
       /** Background tasks per second the embedded demo workload starts. */
@@ -114,6 +131,8 @@ export const ENV_VARS: readonly { name: string; path: string; description: strin
   { name: 'BRIDGE_HOST', path: 'http.host', description: 'Address the bridge listens on' },
   { name: 'BRIDGE_PORT', path: 'http.port', description: 'Port the bridge listens on' },
   { name: 'BRIDGE_LOG_LEVEL', path: 'log.level', description: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'BRIDGE_CHECKPOINT_FILE', path: 'state.checkpointFile', description: 'Restart checkpoint file (backfill after restarts)' },
+  { name: 'BRIDGE_RECONCILE_INTERVAL', path: 'reconcile.intervalSeconds', description: 'Seconds between reconciliation passes' },
   { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts' },
   { name: 'OTEL_SERVICE_NAME', path: 'otel.serviceName', description: 'service.name of the exported spans' },
   { name: 'OTEL_TRACES_EXPORTER', path: 'otel.tracesExporter', description: '`otlp`, or `none` to export no spans' },

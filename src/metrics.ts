@@ -33,6 +33,8 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_source_up',
   'mastra_task_bridge_source_reconnects_total',
   'mastra_task_bridge_events_total',
+  'mastra_task_bridge_reconciled_total',
+  'mastra_task_bridge_reconcile_failures_total',
   'mastra_task_bridge_last_event_timestamp_seconds',
   'mastra_task_bridge_enrichment_failures_total',
   'mastra_task_bridge_label_overflow_total',
@@ -113,6 +115,8 @@ export class BridgeMetrics {
   private readonly reconnects: Counter<'reason'>;
   private readonly events: Counter<'event' | 'result'>;
   private readonly lastEvent: Gauge;
+  private readonly reconciledCounter: Counter<'status'>;
+  private readonly reconcileFailures: Counter;
   private readonly enrichmentFailures: Counter<'reason'>;
   private readonly labelOverflow: Counter<'label'>;
   private readonly evicted: Counter;
@@ -284,6 +288,18 @@ export class BridgeMetrics {
       registers,
     });
     this.lastEvent.set(0);
+    this.reconciledCounter = new Counter({
+      name: 'mastra_task_bridge_reconciled_total',
+      help: 'Task transitions found in Mastra storage rather than the stream (missed while disconnected, or never published), by resulting status.',
+      labelNames: ['status'],
+      registers,
+    });
+    for (const status of [...FINAL_STATUSES, 'running', 'suspended']) this.reconciledCounter.inc({ status }, 0);
+    this.reconcileFailures = new Counter({
+      name: 'mastra_task_bridge_reconcile_failures_total',
+      help: 'Reconciliation steps that failed (Mastra unreachable or answering errors); retried on the next pass.',
+      registers,
+    });
     this.enrichmentFailures = new Counter({
       name: 'mastra_task_bridge_enrichment_failures_total',
       help: 'Task lookups (getTask) that failed; the span is exported without the missing fields.',
@@ -363,6 +379,14 @@ export class BridgeMetrics {
 
   sourceUp(up: boolean): void {
     this.sourceUpGauge.set(up ? 1 : 0);
+  }
+
+  reconciled(status: string): void {
+    this.reconciledCounter.inc({ status });
+  }
+
+  reconcileFailed(): void {
+    this.reconcileFailures.inc();
   }
 
   sourceReconnect(reason: string): void {

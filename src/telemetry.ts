@@ -62,12 +62,15 @@ class CountingExporter implements SpanExporter {
   constructor(
     private readonly inner: SpanExporter,
     private readonly onOutcome: (outcome: ExportOutcome, spans: number, error?: Error) => void,
+    private readonly onExported?: (spans: ReadableSpan[]) => void,
   ) {}
 
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     try {
       this.inner.export(spans, (result) => {
-        this.onOutcome(result.code === ExportResultCode.SUCCESS ? 'exported' : 'failed', spans.length, result.error);
+        const ok = result.code === ExportResultCode.SUCCESS;
+        this.onOutcome(ok ? 'exported' : 'failed', spans.length, result.error);
+        if (ok) this.onExported?.(spans);
         done(result);
       });
     } catch (error) {
@@ -88,6 +91,8 @@ class CountingExporter implements SpanExporter {
 export function createTracing(
   config: TracingConfig,
   onOutcome: (outcome: ExportOutcome, spans: number, error?: Error) => void = () => {},
+  /** Spans the collector acknowledged (the restart checkpoint records these). */
+  onExported?: (spans: ReadableSpan[]) => void,
 ): Tracing {
   const resource = defaultResource()
     .merge(detectResources({ detectors: [envDetector] }))
@@ -101,7 +106,7 @@ export function createTracing(
       ...(config.timeoutMs ? { timeoutMillis: config.timeoutMs } : {}),
     };
     const exporter = config.protocol === 'http/json' ? new OTLPJsonExporter(exporterConfig) : new OTLPProtoExporter(exporterConfig);
-    spanProcessors.push(new BatchSpanProcessor(new CountingExporter(exporter, onOutcome), config.batch));
+    spanProcessors.push(new BatchSpanProcessor(new CountingExporter(exporter, onOutcome, onExported), config.batch));
   }
   const provider = new NodeTracerProvider({ resource, idGenerator: ids, spanProcessors });
   return {

@@ -252,6 +252,11 @@ export class TaskTracker {
     return this.resume(task, record.startedAt ?? observedAt, observedAt, true);
   }
 
+  /** Mark tasks as already finished (exported before a restart): their events become duplicates. */
+  rememberFinished(taskIds: Iterable<string>, observedAt: number): void {
+    for (const id of taskIds) if (!this.open.has(id)) this.tombstones.set(id, observedAt);
+  }
+
   /** Forget finished task ids past the dedupe window; call on a timer when the stream is idle. */
   prune(now: number): void {
     const { dedupeWindowMs, maxTombstones } = this.options;

@@ -26,6 +26,8 @@ const EXPECTED_TYPES: Record<string, string> = {
   mastra_task_bridge_source_reconnects_total: 'counter',
   mastra_task_bridge_events_total: 'counter',
   mastra_task_bridge_last_event_timestamp_seconds: 'gauge',
+  mastra_task_bridge_reconciled_total: 'counter',
+  mastra_task_bridge_reconcile_failures_total: 'counter',
   mastra_task_bridge_enrichment_failures_total: 'counter',
   mastra_task_bridge_label_overflow_total: 'counter',
   mastra_task_bridge_evicted_tasks_total: 'counter',
@@ -95,11 +97,12 @@ describe('a real Prometheus scraping the bridge', () => {
     );
     await bridge.tracing.forceFlush();
     const exported = new Set(receiver.spans().map((s) => s.traceId));
-    const exemplars = series.flatMap((s: { exemplars: { labels: { trace_id: string; span_id: string } }[] }) => s.exemplars);
+    const exemplars = series.flatMap((s) => s.exemplars);
     expect(exemplars.length).toBeGreaterThan(0);
     for (const e of exemplars) {
-      expect(e.labels.trace_id).toMatch(/^[0-9a-f]{32}$/);
-      expect(exported.has(e.labels.trace_id), `exemplar trace ${e.labels.trace_id} was exported`).toBe(true);
+      const traceId = e.labels.trace_id ?? '';
+      expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(exported.has(traceId), `exemplar trace ${traceId} was exported`).toBe(true);
     }
   });
 

@@ -17,6 +17,7 @@ import type { BackgroundTaskManagerConfig } from '@mastra/core/background-tasks'
 import { ConsoleLogger, type IMastraLogger } from '@mastra/core/logger';
 import { InMemoryStore, type MastraCompositeStore } from '@mastra/core/storage';
 import { createTool } from '@mastra/core/tools';
+import type { ObservabilityExporter } from '@mastra/core/observability';
 import { MastraStorageExporter, Observability, SamplingStrategyType } from '@mastra/observability';
 import { z } from 'zod';
 import { createScriptedModel } from './model.js';
@@ -79,7 +80,12 @@ export interface DemoObservabilityOptions {
   serviceName?: string;
   /** How long the storage exporter buffers spans before writing them. Default 100 ms (Mastra's default is 5 s). */
   maxBatchWaitMs?: number;
+  /** More exporters, after the storage exporter (e.g. `@mastra/otel-exporter`'s OtelExporter). Default none. */
+  exporters?: ObservabilityExporter[];
 }
+
+/** Mastra's `server` config (e.g. `{ auth: new SimpleAuth(...) }`), as the Mastra constructor takes it. */
+export type DemoServerConfig = NonNullable<NonNullable<ConstructorParameters<typeof Mastra>[0]>['server']>;
 
 export interface CreateDemoMastraOptions {
   /** Store Mastra's own traces (MastraStorageExporter into the app's storage, sampling always). Default false. */
@@ -92,6 +98,8 @@ export interface CreateDemoMastraOptions {
   backgroundTasks?: Partial<BackgroundTaskManagerConfig>;
   /** Tool durations, merged over DEFAULT_TIMINGS. */
   timings?: Partial<DemoTimings>;
+  /** Mastra's `server` config, used when the app is served over HTTP (e.g. `auth`). Default none. */
+  server?: DemoServerConfig;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -296,7 +304,7 @@ export function createDemoMastra(opts: CreateDemoMastraOptions = {}): Mastra {
         default: {
           serviceName: o.serviceName ?? 'mastra-task-bridge-demo',
           sampling: { type: SamplingStrategyType.ALWAYS },
-          exporters: [new MastraStorageExporter({ maxBatchWaitMs: o.maxBatchWaitMs ?? 100 })],
+          exporters: [new MastraStorageExporter({ maxBatchWaitMs: o.maxBatchWaitMs ?? 100 }), ...(o.exporters ?? [])],
           // traces only: do not dual-write Mastra's log records into observability storage
           logging: { enabled: false },
         },
@@ -309,6 +317,7 @@ export function createDemoMastra(opts: CreateDemoMastraOptions = {}): Mastra {
     storage,
     logger,
     ...(observability ? { observability } : {}),
+    ...(opts.server ? { server: opts.server } : {}),
     backgroundTasks: { ...opts.backgroundTasks, enabled: opts.backgroundTasks?.enabled ?? true },
   });
 }

@@ -198,6 +198,8 @@ export interface WorkloadOptions {
   stopTimeoutMs?: number;
   /** Per-scenario deadline. Default 30 s. */
   scenarioTimeoutMs?: number;
+  /** Stop starting scenarios after this many (in-flight ones still finish). Default unlimited. */
+  maxScenarios?: number;
 }
 
 export const DEFAULT_MIX: Record<Scenario, number> = {
@@ -270,9 +272,14 @@ export function startWorkload(mastra: Mastra, opts: WorkloadOptions = {}): Workl
     inFlight.add(p);
   };
 
+  const maxScenarios = opts.maxScenarios ?? Infinity;
   const timer = setInterval(
     () => {
       if (stopped) return;
+      if (count >= maxScenarios) {
+        clearInterval(timer);
+        return;
+      }
       try {
         startOne();
       } catch (err) {

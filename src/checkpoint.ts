@@ -1,0 +1,106 @@
+// The restart checkpoint: which tasks the bridge has exported, so a restarted bridge backfills the tasks that finished
+// while it was down and never exports one twice.
+//
+// The state is the high-water mark (latest completedAt exported) and the ids of tasks exported with completedAt within
+// `windowMs` below it. On start the bridge scans Mastra for tasks completed since `watermark - windowMs`; recorded ids
+// count as already finished, so only the rest are exported. A task is missed only if its export lagged the newest
+// export by more than the window.
+//
+// File format: JSON lines. The first line is a header, every further line one exported task. Each acknowledged export
+// batch is appended synchronously (small, cheap), so even a SIGKILL right after an export loses nothing; the file is
+// compacted (pruned to the window) by writing a temporary file and renaming it over the old one, which is atomic.
+// A torn last line (crash mid-append) is ignored on load.
+
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface CheckpointState {
+  watermark: number;
+  exported: Map<string, number>;
+}
+
+const HEADER = { format: 'mastra-task-bridge-checkpoint', version: 1 } as const;
+
+export class Checkpoint {
+  private readonly exported = new Map<string, number>();
+  private watermarkMs = 0;
+  private appended = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly windowMs: number,
+    /** Appended lines before the file is compacted. */
+    private readonly compactEvery = 10_000,
+  ) {}
+
+  /** Read the file. Missing: a first start (undefined). Not a checkpoint: throws — never silently re-export. */
+  load(): CheckpointState | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    const lines = text.split('\n').filter((l) => l !== '');
+    let header: unknown;
+    try {
+      header = JSON.parse(lines[0] ?? '');
+    } catch {
+      header = undefined;
+    }
+    const h = header as { format?: string; version?: number } | undefined;
+    if (h?.format !== HEADER.format || h.version !== HEADER.version) {
+      throw new Error(`${this.path} is not a mastra-task-bridge checkpoint (version ${HEADER.version})`);
+    }
+    for (const [i, line] of lines.slice(1).entries()) {
+      let entry: { id?: unknown; c?: unknown };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch (e) {
+        if (i === lines.length - 2) break; // torn last append
+        throw new Error(`${this.path}: corrupt line ${i + 2}: ${(e as Error).message}`);
+      }
+      if (typeof entry.id === 'string' && typeof entry.c === 'number') this.note(entry.id, entry.c);
+    }
+    this.prune();
+    return { watermark: this.watermarkMs, exported: new Map(this.exported) };
+  }
+
+  get watermark(): number {
+    return this.watermarkMs;
+  }
+
+  /** Record tasks whose spans the collector acknowledged (or that finished, when spans are not exported). */
+  record(entries: { taskId: string; completedAt: number }[]): void {
+    if (entries.length === 0) return;
+    for (const e of entries) this.note(e.taskId, e.completedAt);
+    if (this.appended === 0 || this.appended + entries.length > this.compactEvery) {
+      this.compact();
+      return;
+    }
+    appendFileSync(this.path, entries.map((e) => `${JSON.stringify({ id: e.taskId, c: e.completedAt })}\n`).join(''));
+    this.appended += entries.length;
+  }
+
+  /** Rewrite the file with only what is inside the window, atomically. */
+  compact(): void {
+    this.prune();
+    mkdirSync(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    const body = [JSON.stringify({ ...HEADER, watermark: this.watermarkMs }), ...[...this.exported].map(([id, c]) => JSON.stringify({ id, c }))];
+    writeFileSync(tmp, `${body.join('\n')}\n`);
+    renameSync(tmp, this.path);
+    this.appended = 1;
+  }
+
+  private note(id: string, completedAt: number): void {
+    this.exported.set(id, completedAt);
+    if (completedAt > this.watermarkMs) this.watermarkMs = completedAt;
+  }
+
+  private prune(): void {
+    const floor = this.watermarkMs - this.windowMs;
+    for (const [id, at] of this.exported) if (at < floor) this.exported.delete(id);
+  }
+}

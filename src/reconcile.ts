@@ -1,0 +1,183 @@
+// Reconciliation against stored state, for everything the stream does not say: it has no ids and no replay, loses
+// what happens while disconnected, and is silent when Mastra's restart recovery marks tasks failed.
+//
+// One pass (after every connect, then every `intervalMs`):
+// 1. stored running and suspended tasks: open the ones the bridge has not seen, correct phases it missed;
+// 2. open tasks Mastra no longer runs: resolve each with getTask (its real terminal status and time); a task Mastra no
+//    longer knows at all (storage lost) on two passes in a row is finished as failed (`TaskLostError`), as Mastra's
+//    own restart recovery does for tasks whose worker died;
+// 3. tasks that began and ended inside a gap: listTasks by completedAt since the scan cursor (with an overlap);
+//    finished ids the bridge already has are duplicates and change nothing;
+// 4. pending tasks (they publish nothing until they run): counted for `mastra_background_tasks{status="pending"}`.
+// The load on Mastra is bounded: `perPage` records a request, at most `maxPages` pages a query a pass.
+
+import type { Logger } from 'pino';
+import type { TaskRecord, TaskStatus } from './events.js';
+import type { BridgeMetrics } from './metrics.js';
+import type { Pipeline } from './pipeline.js';
+import type { TaskQuery, TaskSource } from './sources/types.js';
+import type { TaskTracker } from './tracker.js';
+
+export interface ReconcileOptions {
+  intervalMs: number;
+  perPage: number;
+  maxPages: number;
+  /** The completedAt scan looks back this far before its cursor, to cover events in flight at the last pass. */
+  overlapMs: number;
+  /** getTask calls a pass may make for open tasks missing upstream. */
+  maxLookups: number;
+}
+
+export const DEFAULT_RECONCILE: ReconcileOptions = { intervalMs: 30_000, perPage: 100, maxPages: 10, overlapMs: 60_000, maxLookups: 200 };
+
+export interface ReconcilerDeps {
+  source: Pick<TaskSource, 'listTasks' | 'getTask'>;
+  pipeline: Pick<Pipeline, 'reconcile'>;
+  tracker: Pick<TaskTracker, 'openTasks'>;
+  metrics: Pick<BridgeMetrics, 'reconciled' | 'reconcileFailed'>;
+  logger: Logger;
+  now: () => number;
+  /** Where the completedAt scan starts: the checkpoint's watermark minus its window, or the bridge's start. */
+  scanFrom: number;
+}
+
+export interface PendingCount {
+  agentId: string;
+  toolName: string;
+  count: number;
+}
+
+export class Reconciler {
+  private cursor: number;
+  private missing = new Map<string, number>();
+  private pendingCounts: PendingCount[] = [];
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: ReconcilerDeps,
+    private readonly options: ReconcileOptions = DEFAULT_RECONCILE,
+  ) {
+    this.cursor = deps.scanFrom;
+  }
+
+  /** Pending tasks by agent and tool, as of the last pass. */
+  pending(): PendingCount[] {
+    return this.pendingCounts;
+  }
+
+  /** Run one pass; concurrent calls share the pass under way. */
+  pass(signal?: AbortSignal): Promise<void> {
+    this.running ??= this.run(signal).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async run(signal?: AbortSignal): Promise<void> {
+    // Step 1 must succeed for readiness; the rest are best effort and counted when they fail.
+    const upstream = await this.openUpstream(signal);
+    await this.step('open_tasks', () => this.resolveVanished(upstream, signal));
+    await this.step('completed_scan', () => this.scanCompleted(signal));
+    await this.step('pending', () => this.countPending(signal));
+  }
+
+  private async step(name: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (error) {
+      this.deps.metrics.reconcileFailed();
+      this.deps.logger.warn({ err: error, step: name }, 'reconciliation step failed; retrying next pass');
+    }
+  }
+
+  private apply(record: TaskRecord): void {
+    for (const t of this.deps.pipeline.reconcile(record)) {
+      if (t.type === 'finished') this.deps.metrics.reconciled(t.task.status);
+      else if (t.type === 'started') this.deps.metrics.reconciled(t.task.phase);
+      else if (t.type === 'resumed') this.deps.metrics.reconciled('running');
+      else if (t.type === 'suspended' && record.status === 'suspended') this.deps.metrics.reconciled('suspended');
+    }
+  }
+
+  private async *pages(query: TaskQuery, signal?: AbortSignal): AsyncGenerator<TaskRecord[], boolean> {
+    const { perPage, maxPages } = this.options;
+    for (let page = 0; page < maxPages; page++) {
+      const { tasks, total } = await this.deps.source.listTasks({ ...query, page, perPage }, signal);
+      yield tasks;
+      if (tasks.length < perPage || (page + 1) * perPage >= total) return true;
+    }
+    return false;
+  }
+
+  private async openUpstream(signal?: AbortSignal): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for (const status of ['running', 'suspended'] satisfies TaskStatus[]) {
+      for await (const tasks of this.pages({ status, orderBy: 'createdAt', orderDirection: 'asc' }, signal)) {
+        for (const record of tasks) {
+          ids.add(record.id);
+          this.apply(record);
+        }
+      }
+    }
+    return ids;
+  }
+
+  private async resolveVanished(upstream: Set<string>, signal?: AbortSignal): Promise<void> {
+    const candidates = [...this.deps.tracker.openTasks()].filter((t) => !upstream.has(t.taskId)).slice(0, this.options.maxLookups);
+    const seen = new Set(candidates.map((t) => t.taskId));
+    for (const id of this.missing.keys()) if (!seen.has(id)) this.missing.delete(id);
+    for (const task of candidates) {
+      const record = await this.deps.source.getTask(task.taskId, signal);
+      if (record) {
+        this.missing.delete(task.taskId);
+        this.apply(record);
+        continue;
+      }
+      const misses = (this.missing.get(task.taskId) ?? 0) + 1;
+      this.missing.set(task.taskId, misses);
+      if (misses < 2) continue;
+      this.missing.delete(task.taskId);
+      this.deps.logger.warn({ taskId: task.taskId }, 'open task no longer known to Mastra (storage lost or cleaned up); finishing it as failed');
+      this.apply({
+        id: task.taskId,
+        status: 'failed',
+        agentId: task.agentId,
+        toolName: task.toolName,
+        toolCallId: task.toolCallId,
+        runId: task.runId,
+        completedAt: this.deps.now(),
+        error: { message: 'Task no longer known to Mastra', stack: 'TaskLostError: Task no longer known to Mastra' },
+      });
+    }
+  }
+
+  private async scanCompleted(signal?: AbortSignal): Promise<void> {
+    // Never before scanFrom: without a checkpoint, tasks that ended before the bridge started are not its to count.
+    const from = Math.max(this.deps.scanFrom, this.cursor - this.options.overlapMs);
+    let latest = this.cursor;
+    const pages = this.pages({ dateFilterBy: 'completedAt', fromDate: new Date(Math.max(0, from)), orderBy: 'completedAt', orderDirection: 'asc' }, signal);
+    let result = await pages.next();
+    while (!result.done) {
+      for (const record of result.value) {
+        if (record.completedAt !== undefined && record.completedAt > latest) latest = record.completedAt;
+        this.apply(record);
+      }
+      result = await pages.next();
+    }
+    // Truncated: continue from the last record next pass (no overlap, or a burst larger than a pass would loop).
+    this.cursor = result.value ? Math.max(latest, this.cursor) : latest + this.options.overlapMs;
+  }
+
+  private async countPending(signal?: AbortSignal): Promise<void> {
+    const counts = new Map<string, PendingCount>();
+    for await (const tasks of this.pages({ status: 'pending' }, signal)) {
+      for (const t of tasks) {
+        const key = `${t.agentId}\u0000${t.toolName}`;
+        const c = counts.get(key);
+        if (c) c.count++;
+        else counts.set(key, { agentId: t.agentId, toolName: t.toolName, count: 1 });
+      }
+    }
+    this.pendingCounts = [...counts.values()];
+  }
+}
