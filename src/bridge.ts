@@ -13,6 +13,7 @@ import { PlacementResolver } from './placement.js';
 import { Reconciler } from './reconcile.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
+import { RemoteSource } from './sources/remote.js';
 import type { SourceSink, TaskSource } from './sources/types.js';
 import { SpanWriter } from './spans.js';
 import { type Tracing, createTracing } from './telemetry.js';
@@ -61,7 +62,17 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let source: TaskSource;
   if (options.source) source = options.source;
   else if (options.mastra) source = new InProcessSource(options.mastra);
-  else throw new Error('startBridge needs { mastra } (in process) or { source }');
+  else if (config.source.mastraUrl) {
+    source = new RemoteSource({
+      baseUrl: config.source.mastraUrl,
+      apiPrefix: config.source.apiPrefix,
+      token: config.source.token || undefined,
+      maxFrameBytes: config.source.maxFrameBytes,
+      requestTimeoutMs: config.source.requestTimeoutMs,
+      backoff: config.source.reconnect,
+      logger: logger.child({ component: 'source' }),
+    });
+  } else throw new Error('startBridge needs { mastra } (in process), { source }, or config.source.mastraUrl (a remote Mastra server)');
   const mode = options.mode ?? (source.kind === 'remote' ? 'remote' : 'in-process');
 
   const tracker = new TaskTracker({

@@ -25,6 +25,15 @@ export const ConfigSchema = z.strictObject({
       token: z.string().default(''),
       /** SSE frames larger than this are dropped (counted as invalid). */
       maxFrameBytes: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+      /** Timeout of each REST lookup and of waiting for the stream's response headers. */
+      requestTimeoutMs: int(100, 600_000).default(10_000),
+      /** Reconnect backoff: min(maxMs, initialMs * 2^attempt), with jitter; 401/403 retry at maxMs. */
+      reconnect: z
+        .strictObject({
+          initialMs: int(1, 600_000).default(250),
+          maxMs: int(1, 3_600_000).default(30_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   http: z

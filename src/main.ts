@@ -70,15 +70,7 @@ async function main(argv: string[]): Promise<number> {
   let stopWorkload: () => Promise<void> = async () => {};
   let stopMastra: () => Promise<void> = async () => {};
   if (config.source.mastraUrl) {
-    const { RemoteSource } = await import('./sources/remote.js');
-    const source = new RemoteSource({
-      baseUrl: config.source.mastraUrl,
-      apiPrefix: config.source.apiPrefix,
-      token: config.source.token || undefined,
-      maxFrameBytes: config.source.maxFrameBytes,
-      logger: logger.child({ component: 'source' }),
-    });
-    bridge = startBridge({ source, config, logger, mode: 'remote' });
+    bridge = startBridge({ config, logger, mode: 'remote' });
   } else {
     // Loaded only here: watching a remote server needs no Mastra installed.
     const { createDemoMastra } = await import('./demo/app.js');
