@@ -103,18 +103,18 @@ export class RemoteSource implements TaskSource {
       this.authWarned = false;
       wasConnected = true;
       sink.connected();
-      let skippingOversized = false;
+      // A frame over the limit: the parser gives up on it; count it once, then skip the rest of its line (it may
+      // span many more chunks) without buffering it, and parse on from the next line.
+      let discarding = false;
       const parser = createParser({
         onEvent: (event) => {
-          skippingOversized = false;
           if (event.data === '[DONE]') return;
           sink.frame(event.data);
         },
         onError: (error) => {
           if ((error as { type?: string }).type === 'max-buffer-size-exceeded') {
-            // The parser stops at a frame over the limit; drop the frame (once), reset, and skip to the next one.
-            if (!skippingOversized) sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`);
-            skippingOversized = true;
+            sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`);
+            discarding = true;
             parser.reset({ consume: false });
           }
         },
@@ -123,7 +123,15 @@ export class RemoteSource implements TaskSource {
       });
       const decoder = new TextDecoder();
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        parser.feed(decoder.decode(chunk, { stream: true }));
+        let text = decoder.decode(chunk, { stream: true });
+        if (discarding) {
+          const end = text.search(/[\r\n]/);
+          if (end < 0) continue;
+          discarding = false;
+          // keep the line terminator: the parser ends the (now empty) event there
+          text = text.slice(end);
+        }
+        parser.feed(text);
       }
       return { reason: 'eof', wasConnected };
     } catch (error) {
