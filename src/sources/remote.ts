@@ -204,18 +204,17 @@ export class RemoteSource implements TaskSource {
 
   private tracesUnavailable = false;
 
+  /** runId → its trace ids (a run's trace id never changes): one list request per run, bounded. */
+  private readonly runTraces = new Map<string, string[]>();
+
   async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
-    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: '20' })}`, signal).catch((e: unknown) => {
-      if (e instanceof SourceError && e.kind === 'unauthorized') throw e;
-      return { status: 0, body: undefined };
-    });
-    // No observability storage on the server: the route answers an error. Auto placement falls back.
-    if (list.status >= 400 || list.status === 0) {
-      this.tracesUnavailable = list.status >= 400;
-      return this.tracesUnavailable ? undefined : null;
+    const cached = this.runTraces.get(runId);
+    const traceIds = cached ?? (await this.runTraceIds(runId, signal));
+    if (traceIds === undefined) return undefined;
+    if (traceIds.length > 0 && !cached) {
+      this.runTraces.set(runId, traceIds);
+      if (this.runTraces.size > RUN_TRACE_CACHE_SIZE) this.runTraces.delete(this.runTraces.keys().next().value!);
     }
-    const roots = (list.body as { spans?: { traceId?: unknown }[] } | undefined)?.spans ?? [];
-    const traceIds = [...new Set(roots.map((s) => s.traceId).filter((t): t is string => typeof t === 'string'))];
     for (const traceId of traceIds) {
       const trace = await this.request(`/observability/traces/${encodeURIComponent(traceId)}`, signal).catch(() => undefined);
       const spans = (trace?.body as { spans?: StoredSpan[] } | undefined)?.spans ?? [];
@@ -224,7 +223,24 @@ export class RemoteSource implements TaskSource {
     }
     return null;
   }
+
+  /** The run's trace ids; [] when not stored (yet); undefined when the server stores no traces at all. */
+  private async runTraceIds(runId: string, signal?: AbortSignal): Promise<string[] | undefined> {
+    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: '20' })}`, signal).catch((e: unknown) => {
+      if (e instanceof SourceError && e.kind === 'unauthorized') throw e;
+      return { status: 0, body: undefined };
+    });
+    // No observability storage on the server: the route answers an error. Auto placement falls back.
+    if (list.status >= 400 || list.status === 0) {
+      this.tracesUnavailable = list.status >= 400;
+      return this.tracesUnavailable ? undefined : [];
+    }
+    const roots = (list.body as { spans?: { traceId?: unknown }[] } | undefined)?.spans ?? [];
+    return [...new Set(roots.map((r) => r.traceId).filter((t): t is string => typeof t === 'string'))];
+  }
 }
+
+const RUN_TRACE_CACHE_SIZE = 1_000;
 
 interface StoredSpan {
   spanId?: unknown;
