@@ -48,7 +48,10 @@ export interface PendingCount {
 }
 
 export class Reconciler {
+  /** The latest completedAt the scan has seen (starts at scanFrom). */
   private cursor: number;
+  /** After a pass that hit its page budget: where the next one continues. */
+  private resumeAt: number | undefined;
   private missing = new Map<string, number>();
   private pendingCounts: PendingCount[] = [];
   private running: Promise<void> | undefined;
@@ -91,12 +94,15 @@ export class Reconciler {
   }
 
   private apply(record: TaskRecord): void {
+    // One count per status a record moved the task into (opening a suspended task is one transition to `suspended`).
+    const reached = new Set<string>();
     for (const t of this.deps.pipeline.reconcile(record)) {
-      if (t.type === 'finished') this.deps.metrics.reconciled(t.task.status);
-      else if (t.type === 'started') this.deps.metrics.reconciled(t.task.phase);
-      else if (t.type === 'resumed') this.deps.metrics.reconciled('running');
-      else if (t.type === 'suspended' && record.status === 'suspended') this.deps.metrics.reconciled('suspended');
+      if (t.type === 'finished') reached.add(t.task.status);
+      else if (t.type === 'started') reached.add(t.task.phase);
+      else if (t.type === 'resumed') reached.add('running');
+      else if (t.type === 'suspended') reached.add('suspended');
     }
+    for (const status of reached) this.deps.metrics.reconciled(status);
   }
 
   private async *pages(query: TaskQuery, signal?: AbortSignal): AsyncGenerator<TaskRecord[], boolean> {
@@ -153,8 +159,9 @@ export class Reconciler {
 
   private async scanCompleted(signal?: AbortSignal): Promise<void> {
     // Never before scanFrom: without a checkpoint, tasks that ended before the bridge started are not its to count.
-    const from = Math.max(this.deps.scanFrom, this.cursor - this.options.overlapMs);
-    let latest = this.cursor;
+    // After a truncated pass, continue where it stopped; otherwise look back `overlapMs` for records written late.
+    const from = this.resumeAt ?? Math.max(this.deps.scanFrom, this.cursor - this.options.overlapMs);
+    let latest = Number.NEGATIVE_INFINITY;
     const pages = this.pages({ dateFilterBy: 'completedAt', fromDate: new Date(Math.max(0, from)), orderBy: 'completedAt', orderDirection: 'asc' }, signal);
     let result = await pages.next();
     while (!result.done) {
@@ -164,8 +171,9 @@ export class Reconciler {
       }
       result = await pages.next();
     }
-    // Truncated: continue from the last record next pass (no overlap, or a burst larger than a pass would loop).
-    this.cursor = result.value ? Math.max(latest, this.cursor) : latest + this.options.overlapMs;
+    const complete = result.value;
+    if (latest > this.cursor) this.cursor = latest;
+    this.resumeAt = complete ? undefined : Math.max(from, latest);
   }
 
   private async countPending(signal?: AbortSignal): Promise<void> {

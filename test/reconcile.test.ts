@@ -1,0 +1,193 @@
+// Reconciliation against stored state, through a whole bridge on an in-memory source whose store the test controls
+// (listTasks with Mastra's filters, ordering and paging): bounded paging of a burst, tasks that vanished upstream,
+// pending counts. The end-to-end restart tests (remote-*.e2e) cover the same code against a real Mastra server.
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type BridgeHandle, startBridge } from '../src/bridge.js';
+import { Checkpoint } from '../src/checkpoint.js';
+import type { TaskRecord } from '../src/events.js';
+import type { FinishedTask } from '../src/tracker.js';
+import type { SourceSink, TaskPage, TaskQuery, TaskSource } from '../src/sources/types.js';
+import { scrape, total } from './support/metrics-text.js';
+import { waitFor } from './support/poll.js';
+
+const silent = pino({ level: 'silent' });
+const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
+
+/** A source over a store the test edits; the stream connects and then stays silent. */
+class StoreSource implements TaskSource {
+  readonly kind = 'remote' as const;
+  readonly description = 'in-memory store';
+  readonly records = new Map<string, TaskRecord>();
+  readonly listCalls: TaskQuery[] = [];
+  readonly getCalls: string[] = [];
+  sink: SourceSink | undefined;
+
+  async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
+    this.sink = sink;
+    sink.connected();
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+  }
+  async getTask(id: string): Promise<TaskRecord | null> {
+    this.getCalls.push(id);
+    return this.records.get(id) ?? null;
+  }
+  async listTasks(q: TaskQuery): Promise<TaskPage> {
+    this.listCalls.push(q);
+    const statuses = q.status === undefined ? undefined : Array.isArray(q.status) ? q.status : [q.status];
+    const key = q.orderBy ?? 'createdAt';
+    let tasks = [...this.records.values()].filter((t) => !statuses || statuses.includes(t.status));
+    if (q.dateFilterBy && q.fromDate) tasks = tasks.filter((t) => (t[q.dateFilterBy!] ?? -Infinity) >= q.fromDate!.getTime());
+    tasks.sort((a, b) => (a[key] ?? 0) - (b[key] ?? 0));
+    const perPage = q.perPage ?? 100;
+    const page = q.page ?? 0;
+    return { tasks: tasks.slice(page * perPage, (page + 1) * perPage), total: tasks.length, invalid: 0 };
+  }
+  async findToolCallSpan(): Promise<undefined> {
+    return undefined;
+  }
+}
+
+function record(id: string, status: TaskRecord['status'], extra: Partial<TaskRecord> = {}): TaskRecord {
+  return { id, status, toolName: 'research_topic', toolCallId: `call-${id}`, agentId: 'research-agent', runId: `run-${id}`, createdAt: T0 - 1000, ...extra };
+}
+
+describe('reconciliation', () => {
+  let bridge: BridgeHandle | undefined;
+  afterEach(async () => {
+    await bridge?.close();
+    bridge = undefined;
+  });
+
+  it('finds a burst of tasks that ended unseen, paging at most maxPages a pass, each counted once', async () => {
+    const source = new StoreSource();
+    for (let i = 0; i < 250; i++) {
+      source.records.set(`t${i}`, record(`t${i}`, i % 5 === 0 ? 'failed' : 'completed', { startedAt: T0 + i, completedAt: T0 + 1000 + i, error: i % 5 === 0 ? { message: 'x' } : undefined }));
+    }
+    bridge = startBridge({
+      source,
+      logger: silent,
+      now: () => T0,
+      config: { otel: { tracesExporter: 'none' }, metrics: { defaultMetrics: false }, enrichment: { enabled: false }, reconcile: { intervalSeconds: 1, perPage: 20, maxPages: 5 } },
+    });
+    await bridge.whenReady(5_000);
+    await bridge.idle();
+    const scanCalls = () => source.listCalls.filter((q) => q.dateFilterBy === 'completedAt');
+    // The first pass stops at its page budget.
+    expect(scanCalls()).toHaveLength(5);
+    expect(scanCalls().every((q) => q.perPage === 20)).toBe(true);
+    expect(total(await scrape(bridge.app), 'mastra_background_task_finished_total')).toBe(100);
+    // Later passes continue where it stopped.
+    await waitFor(async () => total(await scrape(bridge!.app), 'mastra_background_task_finished_total') === 250, { timeoutMs: 15_000, message: "all 250 counted" });
+    const callsAtEnd = scanCalls().length;
+    await waitFor(() => scanCalls().length > callsAtEnd + 1, { timeoutMs: 5_000, message: 'another pass' });
+    const s = await scrape(bridge.app);
+    expect(total(s, 'mastra_background_task_finished_total')).toBe(250);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'failed' })).toBe(50);
+    expect(total(s, 'mastra_task_bridge_reconciled_total', { status: 'completed' })).toBe(200);
+    expect(total(s, 'mastra_task_bridge_reconciled_total', { status: 'failed' })).toBe(50);
+  });
+
+  it('resolves open tasks that vanished upstream: the stored terminal status, or TaskLostError when unknown twice', async () => {
+    const source = new StoreSource();
+    const finished: FinishedTask[] = [];
+    bridge = startBridge({
+      source,
+      logger: silent,
+      sinks: [{ finished: (t) => void finished.push(t) }],
+      config: { otel: { tracesExporter: 'none' }, metrics: { defaultMetrics: false }, enrichment: { enabled: false }, reconcile: { intervalSeconds: 1 } },
+    });
+    await bridge.whenReady(5_000);
+    const now = Date.now();
+    for (const id of ['recovered', 'lost']) {
+      source.sink!.chunk({ type: 'background-task-running', payload: { taskId: id, toolName: 'research_topic', toolCallId: `call-${id}`, agentId: 'research-agent', runId: `run-${id}`, startedAt: new Date(now - 500), args: {} } });
+    }
+    // Mastra's restart recovery rewrote one in storage, without an event; the other is gone from storage.
+    source.records.set('recovered', record('recovered', 'failed', { startedAt: now - 500, completedAt: now, error: { message: 'Worker process terminated before task completed' } }));
+    await waitFor(() => finished.length === 2, { timeoutMs: 10_000, message: 'both resolved' });
+    const recovered = finished.find((t) => t.taskId === 'recovered')!;
+    expect(recovered).toMatchObject({ status: 'failed', completedAt: now, startedAt: now - 500, origin: 'reconciled' });
+    expect(recovered.error?.message).toBe('Worker process terminated before task completed');
+    const lost = finished.find((t) => t.taskId === 'lost')!;
+    expect(lost.status).toBe('failed');
+    expect(lost.error?.stack).toMatch(/^TaskLostError/);
+    expect(source.getCalls.filter((id) => id === 'lost').length).toBeGreaterThanOrEqual(2);
+    const s = await scrape(bridge.app);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'failed' })).toBe(2);
+    expect(total(s, 'mastra_background_tasks', { status: 'running' })).toBe(0);
+  });
+
+  it('publishes stored pending and suspended tasks (they send no event) in mastra_background_tasks', async () => {
+    const source = new StoreSource();
+    for (let i = 0; i < 3; i++) source.records.set(`p${i}`, record(`p${i}`, 'pending'));
+    source.records.set('s0', record('s0', 'suspended', { startedAt: T0, suspendedAt: T0 + 10 }));
+    bridge = startBridge({ source, logger: silent, config: { otel: { tracesExporter: 'none' }, metrics: { defaultMetrics: false }, enrichment: { enabled: false } } });
+    await bridge.whenReady(5_000);
+    await waitFor(async () => total(await scrape(bridge!.app), 'mastra_background_tasks', { status: 'pending' }) === 3, { message: 'pending counted' });
+    const s = await scrape(bridge.app);
+    expect(total(s, 'mastra_background_tasks', { status: 'suspended' })).toBe(1);
+    expect(total(s, 'mastra_task_bridge_reconciled_total', { status: 'suspended' })).toBe(1);
+  });
+
+  it('counts a failing step and stays ready', async () => {
+    const source = new StoreSource();
+    let fail = true;
+    const list = source.listTasks.bind(source);
+    source.listTasks = async (q) => {
+      if (fail && q.dateFilterBy === 'completedAt') throw new Error('upstream 503');
+      return list(q);
+    };
+    bridge = startBridge({ source, logger: silent, config: { otel: { tracesExporter: 'none' }, metrics: { defaultMetrics: false }, reconcile: { intervalSeconds: 1 } } });
+    await bridge.whenReady(5_000);
+    expect(total(await scrape(bridge.app), 'mastra_task_bridge_reconcile_failures_total')).toBeGreaterThanOrEqual(1);
+    fail = false;
+    expect((await bridge.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+});
+
+describe('checkpoint file', () => {
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = mkdtempSync(join(tmpdir(), 'checkpoint-'));
+    dirs.push(d);
+    return d;
+  };
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('round-trips the watermark and the exported ids inside the window', () => {
+    const path = join(tmp(), 'state', 'cp.jsonl');
+    const cp = new Checkpoint(path, 60_000);
+    expect(cp.load()).toBeUndefined();
+    cp.record([{ taskId: 'old', completedAt: T0 - 120_000 }]);
+    cp.record([
+      { taskId: 'a', completedAt: T0 - 1000 },
+      { taskId: 'b', completedAt: T0 },
+    ]);
+    const loaded = new Checkpoint(path, 60_000).load()!;
+    expect(loaded.watermark).toBe(T0);
+    expect([...loaded.exported.keys()].sort()).toEqual(['a', 'b']);
+  });
+
+  it('ignores a torn last line, refuses a file that is not a checkpoint, compacts atomically', () => {
+    const dir = tmp();
+    const path = join(dir, 'cp.jsonl');
+    const cp = new Checkpoint(path, 60_000);
+    cp.record([{ taskId: 'a', completedAt: T0 }]);
+    cp.record([{ taskId: 'b', completedAt: T0 + 1 }]);
+    writeFileSync(path, `${readFileSync(path, 'utf8')}{"id":"c","c":`);
+    expect([...new Checkpoint(path, 60_000).load()!.exported.keys()].sort()).toEqual(['a', 'b']);
+
+    const other = join(dir, 'other.json');
+    writeFileSync(other, '{"hello":"world"}\n');
+    expect(() => new Checkpoint(other, 60_000).load()).toThrow(/not a mastra-task-bridge checkpoint/);
+
+    cp.compact();
+    expect(readdirSync(dir).sort()).toEqual(['cp.jsonl', 'other.json']);
+    expect(new Checkpoint(path, 60_000).load()!.exported.size).toBe(2);
+  });
+});
