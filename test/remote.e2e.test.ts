@@ -76,7 +76,8 @@ describe('remote source against a real Mastra server: a workload with every life
     demo = await startDemoProcess({
       port,
       storageUrl: `file:${join(dir, 'mastra.db')}`,
-      env: { DEMO_RATE: '5', DEMO_MAX_TASKS: String(TASKS), DEMO_MIX: ALL_LIFECYCLES },
+      // Mastra's own agent traces go to the same collector (@mastra/otel-exporter), as they would to Jaeger.
+      env: { DEMO_RATE: '5', DEMO_MAX_TASKS: String(TASKS), DEMO_MIX: ALL_LIFECYCLES, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
     });
     await bridge.whenReady(20_000);
     tasks = await settled(demo.url, TASKS);
@@ -139,6 +140,20 @@ describe('remote source against a real Mastra server: a workload with every life
       expect(toolCall, `tool_call span of ${task.id}`).toBeDefined();
       expect(span.traceId).toBe(traceId);
       expect(span.parentSpanId).toBe(toolCall!.spanId);
+    }
+  });
+  it('in the collector, each task span’s parent is Mastra’s own exported execute_tool span: one trace per agent run', async () => {
+    await demo.kill(); // Mastra flushes its exporter on shutdown
+    const all = receiver.spans();
+    const byId = new Map(all.map((s) => [s.spanId, s]));
+    for (const task of tasks) {
+      const span = spansByTask(all).get(task.id)![0]!;
+      const parent = byId.get(span.parentSpanId);
+      expect(parent, `Mastra's span ${span.parentSpanId} exported`).toBeDefined();
+      expect(parent!.traceId).toBe(span.traceId);
+      expect(parent!.name).toBe(`execute_tool ${task.toolName}`);
+      expect(parent!.attributes['gen_ai.tool.call.id']).toBe(task.toolCallId);
+      expect(parent!.resource['service.name']).toBe('mastra-demo');
     }
   });
 });
