@@ -9,7 +9,9 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { taskSpanId } from '../src/spans.js';
-import { type DemoProcess, startDemoProcess } from './support/demo-process.js';
+import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
+
+type Tool = Parameters<typeof dispatchTask>[1];
 import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, ns, spansByTask, terminalCounts } from './support/ground-truth.js';
 import { scrape, total } from './support/metrics-text.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
@@ -112,12 +114,19 @@ describe('remote source against a real Mastra server: a workload with every life
       expect(span.attributes['mastra.background_task.status']).toBe(task.status);
       expect(span.attributes['gen_ai.tool.call.id']).toBe(task.toolCallId);
       expect(span.attributes['mastra.metadata.runId']).toBe(task.runId);
-      expect(span.attributes['mastra.metadata.threadId']).toEqual(expect.any(String));
+      // thread comes from the one getTask lookup; a lookup that fails (e.g. times out on a starved machine) degrades
+      // the span and is counted — checked below
+      if (span.attributes['mastra.metadata.threadId'] !== undefined) expect(span.attributes['mastra.metadata.threadId']).toBe(task.threadId);
       const isError = task.status === 'failed' || task.status === 'timed_out';
       expect(span.status.code, task.status).toBe(isError ? 2 : 0);
       if (task.status === 'timed_out') expect(span.attributes['error.type']).toBe('timed_out');
       if (isError) expect(span.events.some((e) => e.name === 'exception')).toBe(true);
     }
+  });
+
+  it('spans lack the thread only where a lookup failure was counted', async () => {
+    const missing = [...spansByTask(receiver.spans()).values()].filter(([s]) => s!.attributes['mastra.metadata.threadId'] === undefined).length;
+    expect(missing).toBeLessThanOrEqual(total(await scrape(bridge.app), 'mastra_task_bridge_enrichment_failures_total'));
   });
 
   it('counts equal the stored truth (finished by status, started)', async () => {
@@ -196,7 +205,12 @@ class CuttableProxy {
 }
 
 describe('remote source: the connection is cut while tasks finish (Mastra stays up)', () => {
-  const TASKS = 24;
+  // The test dispatches every task itself (Mastra's agent route), so what happens inside the gap does not depend on
+  // how fast this machine is.
+  const BEFORE: Tool[] = ['research_topic', 'charge_card', 'provision_cluster'];
+  const DURING: Tool[] = ['research_topic', 'research_topic', 'charge_card', 'provision_cluster', 'research_topic'];
+  const AFTER: Tool[] = ['research_topic', 'charge_card'];
+  const TASKS = BEFORE.length + DURING.length + AFTER.length;
   let dir: string;
   let demo: DemoProcess;
   let proxy: CuttableProxy;
@@ -208,31 +222,33 @@ describe('remote source: the connection is cut while tasks finish (Mastra stays 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bridge-cut-'));
     receiver = await startOtlpReceiver();
-    demo = await startDemoProcess({
-      port: await freePort(),
-      storageUrl: `file:${join(dir, 'mastra.db')}`,
-      env: { DEMO_RATE: '4', DEMO_MAX_TASKS: String(TASKS), DEMO_MIX: 'complete=3,fail=1,timeout=1,cancel=1' },
-    });
+    demo = await startDemoProcess({ port: await freePort(), storageUrl: `file:${join(dir, 'mastra.db')}`, env: { DEMO_RATE: '0' } });
     proxy = new CuttableProxy(await freePort(), Number(new URL(demo.url).port));
     await proxy.open();
     bridge = remoteBridge(proxy.url, receiver);
     await bridge.whenReady(20_000);
-    await waitFor(async () => total(await scrape(bridge.app), 'mastra_background_task_finished_total') >= 3, { timeoutMs: 30_000, message: 'first tasks counted live' });
+    for (const tool of BEFORE) await dispatchTask(demo.url, tool);
+    await waitFor(async () => total(await scrape(bridge.app), 'mastra_background_task_finished_total') === BEFORE.length, {
+      timeoutMs: 30_000,
+      message: 'first tasks counted live',
+    });
 
     const cutAt = Date.now();
     await proxy.cut();
-    // While cut: wait for tasks that both start and finish inside the gap.
+    await waitFor(() => !bridge.status().connected, { message: 'the bridge sees the cut' });
+    for (const tool of DURING) await dispatchTask(demo.url, tool);
     await waitFor(
       async () => {
         const all = await listAllTasks(demo.url);
-        return all.filter((t) => ms(t.createdAt) > cutAt && TERMINAL.has(t.status)).length >= 4;
+        return all.filter((t) => ms(t.createdAt) > cutAt && TERMINAL.has(t.status)).length === DURING.length;
       },
       { timeoutMs: 30_000, intervalMs: 200, message: 'tasks begun and ended while the bridge was cut off' },
     );
     expect(bridge.status().connected).toBe(false);
-    const restoredAt = Date.now();
-    gapOnly = (await listAllTasks(demo.url)).filter((t) => ms(t.createdAt) > cutAt && ms(t.completedAt) < restoredAt);
+    gapOnly = (await listAllTasks(demo.url)).filter((t) => ms(t.createdAt) > cutAt);
     await proxy.open();
+    await bridge.whenReady(20_000);
+    for (const tool of AFTER) await dispatchTask(demo.url, tool);
     tasks = await settled(demo.url, TASKS);
     await converged(bridge, receiver, tasks);
   }, 180_000);
@@ -252,7 +268,7 @@ describe('remote source: the connection is cut while tasks finish (Mastra stays 
   });
 
   it('tasks that began and ended inside the gap are counted and traced once, found by reconciliation', async () => {
-    expect(gapOnly.length).toBeGreaterThanOrEqual(4);
+    expect(gapOnly).toHaveLength(DURING.length);
     const byTask = spansByTask(receiver.spans());
     for (const t of gapOnly) {
       expect(byTask.get(t.id), `span of gap task ${t.id}`).toHaveLength(1);

@@ -61,3 +61,34 @@ export async function startDemoProcess(opts: DemoProcessOptions): Promise<DemoPr
     },
   };
 }
+
+/**
+ * Starts one background task on a running demo server through Mastra's own agent route (the scripted model turns the
+ * prompt into the tool call), so a test decides exactly which tasks exist and when. Resolves once the task is
+ * dispatched (agent runs do not wait for background tasks).
+ */
+export async function dispatchTask(
+  baseUrl: string,
+  tool: 'research_topic' | 'charge_card' | 'provision_cluster' | 'tail_logs',
+  opts: { agentId?: string; args?: Record<string, unknown>; thread?: string; token?: string } = {},
+): Promise<void> {
+  const args =
+    opts.args ??
+    (tool === 'research_topic'
+      ? { topic: 'tests' }
+      : tool === 'charge_card'
+        ? { amountCents: 4200 }
+        : tool === 'provision_cluster'
+          ? { nodes: 1, _background: { timeoutMs: 150 } }
+          : { service: 'api', tickMs: 50, maxRunMs: 1000 });
+  const res = await fetch(`${baseUrl}/api/agents/${opts.agentId ?? 'research-agent'}/generate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
+    body: JSON.stringify({
+      messages: [{ role: 'user', content: `call ${tool} ${JSON.stringify(args)}` }],
+      memory: { thread: opts.thread ?? `test-${tool}`, resource: 'test-user' },
+    }),
+  });
+  const text = await res.text();
+  if (res.status !== 200 || !text.includes('Background task started')) throw new Error(`dispatch ${tool}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+}

@@ -10,6 +10,8 @@ export interface StoredTask {
   toolCallId: string;
   agentId: string;
   runId: string;
+  threadId?: string;
+  resourceId?: string;
   createdAt: string;
   startedAt?: string;
   completedAt?: string;
