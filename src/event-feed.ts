@@ -26,16 +26,10 @@ function withInfo(v: TaskView, info: TaskInfo | undefined): TaskView {
   return v;
 }
 
+const identity = (t: OpenTask | FinishedTask) => ({ taskId: t.taskId, toolName: t.toolName, toolCallId: t.toolCallId, agentId: t.agentId, runId: t.runId });
+
 export function openView(task: OpenTask): TaskView {
-  const v: TaskView = {
-    taskId: task.taskId,
-    toolName: task.toolName,
-    toolCallId: task.toolCallId,
-    agentId: task.agentId,
-    runId: task.runId,
-    status: task.phase,
-    outputCount: task.outputCount,
-  };
+  const v: TaskView = { ...identity(task), status: task.phase, outputCount: task.outputCount };
   if (task.startedAt !== undefined) v.startedAt = task.startedAt;
   if (task.phase === 'suspended' && task.suspendedAt !== undefined) v.suspendedAt = task.suspendedAt;
   if (task.lastResumedAt !== undefined) v.resumedAt = task.lastResumedAt;
@@ -43,16 +37,7 @@ export function openView(task: OpenTask): TaskView {
 }
 
 export function finishedView(task: FinishedTask, span: WrittenSpan | undefined): TaskView {
-  const v: TaskView = {
-    taskId: task.taskId,
-    toolName: task.toolName,
-    toolCallId: task.toolCallId,
-    agentId: task.agentId,
-    runId: task.runId,
-    status: task.status,
-    completedAt: task.completedAt,
-    outputCount: task.outputCount,
-  };
+  const v: TaskView = { ...identity(task), status: task.status, completedAt: task.completedAt, outputCount: task.outputCount };
   if (task.startedAt !== undefined) {
     v.startedAt = task.startedAt;
     v.durationMs = Math.max(0, task.completedAt - task.startedAt);
