@@ -35,8 +35,8 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    // research_topic streams 3 chunks 1.5 s apart: running rows stay long enough to watch their age and outputs.
-    mastra = createDemoMastra({ timings: { completeStepMs: 1500 } });
+    // research_topic streams 3 chunks 2.5 s apart: running rows stay long enough to watch their age and outputs.
+    mastra = createDemoMastra({ timings: { completeStepMs: 2500 } });
     const config = {
       otel: { tracesEndpoint: receiver.tracesUrl, batch: { scheduledDelayMs: 100 } },
       metrics: { defaultMetrics: false },
@@ -63,6 +63,8 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
     await receiver?.close();
   });
 
+  /** Text of an element now, or an error (waitFor retries) when it is not on the page: never Playwright's long wait. */
+  const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.textContent ?? '');
   const rowIds = (page: Page, table: string, status?: string) =>
     page.$$eval(`#${table} tbody tr[data-task-id]${status ? `[data-status="${status}"]` : ''}`, (rows) => rows.map((r) => (r as HTMLElement).dataset.taskId!));
 
@@ -75,46 +77,52 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
     for (const link of ['/metrics', '/healthz', '/readyz']) expect(await page.$(`a[href="${link}"]`), link).not.toBeNull();
     await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'live', { message: 'board connected' });
 
-    // A research_topic task running: its age ticks and its output count grows while we watch.
+    // A research_topic task that just started (no output yet): its age ticks and its output count grows as we watch.
     const taskId = await waitFor(async () => {
       const ids = await page.$$eval('#open-tasks tbody tr[data-status="running"]', (rows) =>
-        rows.filter((r) => r.children[0]?.textContent === 'research_topic').map((r) => (r as HTMLElement).dataset.taskId!),
+        rows
+          .filter((r) => r.children[0]?.textContent === 'research_topic' && r.querySelector('.outputs')?.textContent === '0')
+          .map((r) => (r as HTMLElement).dataset.taskId!),
       );
-      return ids[0];
-    }, { timeoutMs: 20_000, message: 'a running research_topic row' });
+      return ids.at(-1);
+    }, { timeoutMs: 20_000, message: 'a research_topic row that just started' });
     const row = `#open-tasks tbody tr[data-task-id="${taskId}"]`;
-    const firstAge = await page.textContent(`${row} .age`);
-    const firstOutputs = Number(await page.textContent(`${row} .outputs`));
-    await waitFor(async () => (await page.textContent(`${row} .age`)) !== firstAge, { message: 'the age ticks' });
-    await waitFor(async () => Number(await page.textContent(`${row} .outputs`)) > firstOutputs, { message: 'outputs grow live', timeoutMs: 10_000 });
-    expect(await page.textContent(`${row} td:nth-child(7)`)).toMatch(/^workload-/);
+    const firstAge = await text(page, `${row} .age`);
+    await waitFor(async () => (await text(page, `${row} .age`)) !== firstAge, { message: 'the age ticks' });
+    await waitFor(async () => Number(await text(page, `${row} .outputs`)) > 0, { message: 'outputs grow live', timeoutMs: 10_000 });
+    expect(await text(page, `${row} td:nth-child(7)`)).toMatch(/^workload-/);
 
     // The same task moves to the finished table.
     const finishedRow = `#finished-tasks tbody tr[data-task-id="${taskId}"]`;
-    await waitFor(async () => (await page.$(finishedRow)) !== null && (await page.$(row)) === null, { timeoutMs: 15_000, message: 'the task finished on the board' });
-    expect(await page.getAttribute(finishedRow, 'data-status')).toBe('completed');
-    expect(await page.textContent(`${finishedRow} .duration`)).toMatch(/^\d+(\.\d)? s$/);
-
-    // Every final status shows up, failures with their error class; the failure ratio per tool fills in.
-    await waitFor(
-      async () => {
-        const statuses = await page.$$eval('#finished-tasks tbody tr[data-task-id]', (rows) => rows.map((r) => (r as HTMLElement).dataset.status));
-        return ['completed', 'failed', 'timed_out', 'cancelled'].every((s) => statuses.includes(s));
-      },
-      { timeoutMs: 30_000, message: 'finished rows of every status' },
-    );
-    const failedRow = '#finished-tasks tbody tr[data-status="timed_out"]';
-    expect(await page.textContent(`${failedRow} td:nth-child(6)`)).toBe('timed_out');
-    expect(await page.textContent('#tool-failures tr[data-tool="charge_card"] .ratio')).toBe('100 %');
-    expect(await page.textContent('#tool-failures tr[data-tool="research_topic"] .ratio')).toBe('0 %');
-
+    await waitFor(async () => (await page.$(finishedRow)) !== null && (await page.$(row)) === null, { timeoutMs: 20_000, message: 'the task finished on the board' });
+    // Read the row at once: only the last 30 finished tasks are shown, and the workload keeps finishing more.
+    const finished = await page.$eval(finishedRow, (r) => ({
+      status: (r as HTMLElement).dataset.status,
+      duration: r.querySelector('.duration')?.textContent,
+      href: r.querySelector('a.trace-link')?.getAttribute('href') ?? '',
+    }));
+    expect(finished.status).toBe('completed');
+    expect(finished.duration).toMatch(/^\d+(\.\d)? s$/);
     // The trace link follows the template with the trace id of the span the bridge really exported.
-    const href = (await page.getAttribute(`${finishedRow} a.trace-link`, 'href'))!;
-    const m = /^http:\/\/jaeger\.example:16686\/trace\/([0-9a-f]{32})$/.exec(href);
-    expect(m, href).not.toBeNull();
+    const m = /^http:\/\/jaeger\.example:16686\/trace\/([0-9a-f]{32})$/.exec(finished.href);
+    expect(m, finished.href).not.toBeNull();
     await bridge.tracing.forceFlush();
     const span = await waitFor(() => receiver.spans().find((s) => s.attributes['mastra.background_task.id'] === taskId), { message: 'the task span exported' });
     expect(m![1]).toBe(span.traceId);
+
+    // Every final status shows up, failures with their error class; the failure ratio per tool fills in.
+    const rows = await waitFor(
+      async () => {
+        const shown = await page.$$eval('#finished-tasks tbody tr[data-task-id]', (trs) =>
+          trs.map((r) => ({ status: (r as HTMLElement).dataset.status!, error: r.children[5]?.textContent ?? '' })),
+        );
+        return ['completed', 'failed', 'timed_out', 'cancelled'].every((st) => shown.some((r) => r.status === st)) && shown;
+      },
+      { timeoutMs: 30_000, message: 'finished rows of every status' },
+    );
+    for (const r of rows) expect(r.error, r.status).toBe(r.status === 'timed_out' ? 'timed_out' : r.status === 'failed' ? 'Error' : '');
+    expect(await text(page, '#tool-failures tr[data-tool="charge_card"] .ratio')).toBe('100 %');
+    expect(await text(page, '#tool-failures tr[data-tool="research_topic"] .ratio')).toBe('0 %');
 
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/board.png', fullPage: true });
