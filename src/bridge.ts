@@ -1,10 +1,12 @@
 // startBridge(): composes one bridge instance — source, tracker, pipeline, metrics, tracing, HTTP app — and returns a
 // handle. It never listens on a port (main.ts does, or the embedding app mounts/starts `handle.app` itself).
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { type BridgeConfig, type ConfigInput, ConfigSchema, tracesUrl } from './config.js';
 import { Enricher } from './enrichment.js';
+import { EventFeed } from './event-feed.js';
+import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
 import { type BridgeStatus, buildApp } from './http/app.js';
 import { BridgeMetrics } from './metrics.js';
@@ -35,6 +37,8 @@ export interface StartBridgeOptions {
   /** Extra observers of finished tasks. */
   sinks?: TaskSink[];
   now?: () => number;
+  /** Runs before every /api route, `/api/events` included: the bearer-token check. */
+  apiPreHandler?: preHandlerHookHandler;
 }
 
 export interface BridgeHandle {
@@ -46,6 +50,8 @@ export interface BridgeHandle {
   readonly pipeline: Pipeline;
   readonly source: TaskSource;
   readonly tracing: Tracing;
+  /** The task events behind `/api/events` and the board. */
+  readonly events: EventHub;
   status(): BridgeStatus;
   /** Resolves once connected and synced; rejects after `timeoutMs`. */
   whenReady(timeoutMs?: number): Promise<void>;
@@ -83,6 +89,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     keepArgs: config.traces.recordArgs,
     keepOutput: config.traces.recordOutput,
   });
+  const hub = new EventHub({ bufferSize: config.events.bufferSize, recentFinished: 200 });
   const metrics = new BridgeMetrics({
     version: VERSION,
     durationBuckets: config.metrics.durationBuckets,
@@ -93,6 +100,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     openTasks: () => tracker.openCounts(),
     scanOpenTasks: () => tracker.openTasks(),
     pendingTasks: () => reconciler?.pending() ?? [],
+    sseClients: () => hub.subscriberCount,
     now,
   });
   let reconciler: Reconciler | undefined;
@@ -189,6 +197,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     maxFrameBytes: config.source.maxFrameBytes,
     now,
     sinks: [
+      new EventFeed(hub, { exporting: tracing.exporting }),
       ...(options.sinks ?? []),
       // Without an exporter there is no acknowledgement to wait for: a task is done when its telemetry is recorded.
       ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
@@ -279,7 +288,19 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   }, config.reconcile.intervalSeconds * 1000);
   reconcileTimer.unref();
 
-  const app = buildApp({ metrics, status, logger });
+  const app = buildApp({
+    metrics,
+    status,
+    logger,
+    events: {
+      hub,
+      heartbeatMs: config.events.heartbeatSeconds * 1000,
+      maxClientBufferBytes: config.events.maxClientBufferBytes,
+      maxClients: config.events.maxClients,
+    },
+    board: { traceUrlTemplate: config.board.traceUrlTemplate },
+    ...(options.apiPreHandler ? { apiPreHandler: options.apiPreHandler } : {}),
+  });
 
   let closing: Promise<void> | undefined;
   const handle: BridgeHandle = {
@@ -291,6 +312,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     pipeline,
     source,
     tracing,
+    events: hub,
     status,
     whenReady(timeoutMs = 30_000) {
       if (connected && synced) return Promise.resolve();

@@ -121,6 +121,24 @@ export const ConfigSchema = z.strictObject({
       checkpointWindowSeconds: int(10, 86400).default(600),
     })
     .prefault({}),
+  events: z
+    .strictObject({
+      /** Events kept for resuming `/api/events` with Last-Event-ID. */
+      bufferSize: int(1, 1_000_000).default(1000),
+      heartbeatSeconds: z.coerce.number().min(0.05).max(3600).default(15),
+      /** Bytes queued for one client that does not read before it is dropped. */
+      maxClientBufferBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+      maxClients: int(1, 100_000).default(100),
+    })
+    .prefault({}),
+  board: z
+    .strictObject({
+      /** Trace link of a finished task on the board; `{traceId}` is replaced. Empty: no links. */
+      traceUrlTemplate: z
+        .union([z.literal(''), z.url({ protocol: /^https?$/ }).refine((u) => u.includes('{traceId}'), 'must contain {traceId}')])
+        .default(''),
+    })
+    .prefault({}),
   demo: z
     .strictObject({
       /** Background tasks per second the embedded demo workload starts. */
@@ -142,6 +160,7 @@ export const ENV_VARS: readonly { name: string; path: string; description: strin
   { name: 'BRIDGE_LOG_LEVEL', path: 'log.level', description: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'BRIDGE_CHECKPOINT_FILE', path: 'state.checkpointFile', description: 'Restart checkpoint file (backfill after restarts)' },
   { name: 'BRIDGE_RECONCILE_INTERVAL', path: 'reconcile.intervalSeconds', description: 'Seconds between reconciliation passes' },
+  { name: 'BRIDGE_TRACE_URL_TEMPLATE', path: 'board.traceUrlTemplate', description: 'Trace link on the board, e.g. a Jaeger URL with {traceId}' },
   { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts' },
   { name: 'OTEL_SERVICE_NAME', path: 'otel.serviceName', description: 'service.name of the exported spans' },
   { name: 'OTEL_TRACES_EXPORTER', path: 'otel.tracesExporter', description: '`otlp`, or `none` to export no spans' },

@@ -40,8 +40,14 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_label_overflow_total',
   'mastra_task_bridge_evicted_tasks_total',
   'mastra_task_bridge_spans_total',
+  'mastra_task_bridge_sse_clients',
+  'mastra_task_bridge_sse_dropped_clients_total',
   'mastra_task_bridge_build_info',
 ] as const;
+
+/** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
+export const SSE_DROP_REASONS = ['slow', 'max_clients'] as const;
+export type SseDropReason = (typeof SSE_DROP_REASONS)[number];
 
 /** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
 export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
@@ -67,6 +73,8 @@ export interface MetricsOptions {
   now?: () => number;
   /** Tasks Mastra holds as pending (only known from storage; set by reconciliation). */
   pendingTasks?: () => Iterable<{ agentId: string; toolName: string; count: number }>;
+  /** Clients connected to `/api/events`, read at scrape time. */
+  sseClients?: () => number;
 }
 
 export interface Exemplar {
@@ -121,6 +129,7 @@ export class BridgeMetrics {
   private readonly labelOverflow: Counter<'label'>;
   private readonly evicted: Counter;
   private readonly spans: Counter<'result'>;
+  private readonly sseDropped: Counter<'reason'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -319,6 +328,22 @@ export class BridgeMetrics {
       registers,
     });
     for (const result of ['exported', 'failed', 'dropped']) this.spans.inc({ result }, 0);
+    const sseClients = opts.sseClients;
+    new Gauge({
+      name: 'mastra_task_bridge_sse_clients',
+      help: 'Clients connected to the /api/events stream, computed at scrape time.',
+      registers,
+      collect() {
+        this.set(sseClients?.() ?? 0);
+      },
+    });
+    this.sseDropped = new Counter({
+      name: 'mastra_task_bridge_sse_dropped_clients_total',
+      help: 'Clients of /api/events dropped because they did not read (slow: their buffer passed its cap) or refused at the client cap (max_clients).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of SSE_DROP_REASONS) this.sseDropped.inc({ reason }, 0);
     new Gauge({
       name: 'mastra_task_bridge_build_info',
       help: 'Build information; the value is always 1.',
@@ -403,6 +428,10 @@ export class BridgeMetrics {
 
   spanOutcome(result: 'exported' | 'failed' | 'dropped', count = 1): void {
     this.spans.inc({ result }, count);
+  }
+
+  sseClientDropped(reason: SseDropReason): void {
+    this.sseDropped.inc({ reason });
   }
 
   /**

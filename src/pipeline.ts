@@ -104,26 +104,34 @@ export class Pipeline {
         metrics.taskStarted(t.task.agentId, t.task.toolName);
         if (record) {
           for (const x of tracker.enrich(t.task.taskId, record)) this.transition(x);
+          this.notify(t);
+          this.notifyLookedUp(t.task.taskId);
         } else {
           const taskId = t.task.taskId;
+          this.notify(t);
           void enricher.lookup(taskId).then((r) => {
             if (r) for (const x of tracker.enrich(taskId, r)) this.transition(x);
+            this.notifyLookedUp(taskId);
           });
         }
         return;
       case 'resumed':
         if (t.suspendedMs !== undefined) metrics.resumedAfter(t.task.agentId, t.task.toolName, t.suspendedMs / 1000);
+        this.notify(t);
         return;
       case 'output':
         metrics.outputChunk(t.task.agentId, t.task.toolName);
+        this.notify(t);
         return;
       case 'queue_wait':
         metrics.queueWaited(t.task.agentId, t.task.toolName, t.waitMs / 1000);
         return;
       case 'evicted':
         metrics.taskEvicted();
+        this.notify(t);
         return;
       case 'suspended':
+        this.notify(t);
         return;
       case 'finished': {
         const p = this.finish(t.task, record).catch((error) => {
@@ -132,6 +140,29 @@ export class Pipeline {
         this.inflight.add(p);
         void p.finally(() => this.inflight.delete(p));
         return;
+      }
+    }
+  }
+
+  /** Live transitions to the sinks that observe them (the event feed); a failing sink never breaks the pump. */
+  private notify(t: Parameters<NonNullable<TaskSink['transition']>>[0]): void {
+    for (const sink of this.deps.sinks ?? []) {
+      if (!sink.transition) continue;
+      try {
+        sink.transition(t, this.now());
+      } catch (error) {
+        this.deps.logger.warn({ err: error }, 'task sink failed');
+      }
+    }
+  }
+
+  private notifyLookedUp(taskId: string): void {
+    for (const sink of this.deps.sinks ?? []) {
+      if (!sink.lookedUp) continue;
+      try {
+        sink.lookedUp(taskId, this.deps.tracker.get(taskId));
+      } catch (error) {
+        this.deps.logger.warn({ err: error }, 'task sink failed');
       }
     }
   }

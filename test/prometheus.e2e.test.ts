@@ -32,6 +32,8 @@ const EXPECTED_TYPES: Record<string, string> = {
   mastra_task_bridge_label_overflow_total: 'counter',
   mastra_task_bridge_evicted_tasks_total: 'counter',
   mastra_task_bridge_spans_total: 'counter',
+  mastra_task_bridge_sse_clients: 'gauge',
+  mastra_task_bridge_sse_dropped_clients_total: 'counter',
   mastra_task_bridge_build_info: 'gauge',
 };
 

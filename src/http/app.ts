@@ -1,13 +1,16 @@
 // The fastify app factory: builds the app and never listens (main.ts and startBridge() do). Tests use app.inject().
 //
-// Routes: `/` landing page, `/metrics` (OpenMetrics or text by Accept), `/healthz` (the process serves), `/readyz`
+// Routes: `/` the task board (with the landing page's links), `/board.js` its script, `/api/events` (SSE, see
+// events.ts), `/metrics` (OpenMetrics or text by Accept), `/healthz` (the process serves), `/readyz`
 // (503 with a JSON reason until the source is connected and its initial sync applied). One error handler: clients
 // get a JSON error, never a stack.
 
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController, type preHandlerHookHandler } from 'fastify';
 import type { Logger } from 'pino';
+import type { EventHub } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
-import { landingPage } from './landing.js';
+import { boardPage, boardScript } from './board.js';
+import { registerEventsRoute } from './events.js';
 
 export interface BridgeStatus {
   mode: 'demo' | 'in-process' | 'remote';
@@ -26,6 +29,11 @@ export interface AppDeps {
   metrics: BridgeMetrics;
   status: () => BridgeStatus;
   logger?: Logger;
+  /** `/api/events` and the live board; without it `/` shows the landing part only. */
+  events?: { hub: EventHub; heartbeatMs: number; maxClientBufferBytes: number; maxClients: number };
+  board?: { traceUrlTemplate: string };
+  /** Runs before every /api route (the bridge's bearer-token check). */
+  apiPreHandler?: preHandlerHookHandler;
 }
 
 const errorSchema = {
@@ -63,9 +71,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.status(404).send({ error: 'Not found', message: `${request.method} ${request.url.split('?')[0]} is not a route of this bridge; see /` });
   });
 
+  const boardOptions = {
+    traceUrlTemplate: deps.board?.traceUrlTemplate ?? '',
+    heartbeatSeconds: (deps.events?.heartbeatMs ?? 15_000) / 1000,
+    eventsEnabled: deps.events !== undefined,
+  };
   app.get('/', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
-    return reply.type('text/html; charset=utf-8').send(landingPage(deps.status()));
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(boardPage(deps.status(), boardOptions));
   });
+  app.get('/board.js', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
+    return reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(boardScript());
+  });
+  if (deps.events) registerEventsRoute(app, { ...deps.events, metrics: deps.metrics, preHandler: deps.apiPreHandler });
 
   app.get('/metrics', { schema: { response: { 200: { type: 'string' }, 500: errorSchema } } }, async (request, reply) => {
     const { contentType, body } = await deps.metrics.render(request.headers.accept);

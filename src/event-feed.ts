@@ -1,0 +1,116 @@
+// The pipeline → event hub adapter: turns tracker transitions and finished tasks into `/api/events` events.
+//
+// Enrichment: the stream never carries threadId or resourceId, so a new task's events are held until its first
+// lookup ends (milliseconds in process; bounded by the enricher's timeout and queue), then published with them. Held
+// events keep their order; past `maxHeldPerTask` they are published unenriched rather than held without bound. A
+// finished task is published from the `finished` sink, after its lookup and placement: with the true status
+// (`timed_out`), the error class and, when its span was exported, its trace and span ids.
+// Must not: do I/O or publish payload contents.
+
+import { errorType } from './events.js';
+import type { BridgeEvent, EventHub, TaskView } from './event-hub.js';
+import type { TaskSink } from './sinks.js';
+import type { WrittenSpan } from './spans.js';
+import type { FinishedTask, OpenTask, TaskInfo } from './tracker.js';
+
+export interface EventFeedOptions {
+  /** Whether spans leave the process: trace ids are only published for spans that exist somewhere. */
+  exporting: boolean;
+  maxHeldPerTask?: number;
+}
+
+function withInfo(v: TaskView, info: TaskInfo | undefined): TaskView {
+  if (info?.threadId !== undefined) v.threadId = info.threadId;
+  if (info?.resourceId !== undefined) v.resourceId = info.resourceId;
+  if (v.startedAt === undefined && info?.startedAt !== undefined) v.startedAt = info.startedAt;
+  return v;
+}
+
+const identity = (t: OpenTask | FinishedTask) => ({ taskId: t.taskId, toolName: t.toolName, toolCallId: t.toolCallId, agentId: t.agentId, runId: t.runId });
+
+export function openView(task: OpenTask): TaskView {
+  const v: TaskView = { ...identity(task), status: task.phase, outputCount: task.outputCount };
+  if (task.startedAt !== undefined) v.startedAt = task.startedAt;
+  if (task.phase === 'suspended' && task.suspendedAt !== undefined) v.suspendedAt = task.suspendedAt;
+  if (task.lastResumedAt !== undefined) v.resumedAt = task.lastResumedAt;
+  return withInfo(v, task.info);
+}
+
+export function finishedView(task: FinishedTask, span: WrittenSpan | undefined): TaskView {
+  const v: TaskView = { ...identity(task), status: task.status, completedAt: task.completedAt, outputCount: task.outputCount };
+  if (task.startedAt !== undefined) {
+    v.startedAt = task.startedAt;
+    v.durationMs = Math.max(0, task.completedAt - task.startedAt);
+  }
+  withInfo(v, task.info);
+  if (span) {
+    v.traceId = span.traceId;
+    v.spanId = span.spanId;
+  }
+  if (task.status === 'failed' || task.status === 'timed_out') v.errorType = errorType(task.error, task.status);
+  return v;
+}
+
+export class EventFeed implements TaskSink {
+  private readonly held = new Map<string, BridgeEvent[]>();
+  private readonly maxHeld: number;
+
+  constructor(
+    private readonly hub: EventHub,
+    private readonly options: EventFeedOptions,
+  ) {
+    this.maxHeld = options.maxHeldPerTask ?? 64;
+  }
+
+  /** Tasks whose events wait for their first lookup. */
+  get holding(): number {
+    return this.held.size;
+  }
+
+  transition(t: Parameters<NonNullable<TaskSink['transition']>>[0], observedAt: number): void {
+    const id = t.task.taskId;
+    if (t.type === 'evicted') {
+      this.release(id, undefined);
+      this.hub.forget(id);
+      return;
+    }
+    const task = openView(t.task);
+    const at =
+      t.type === 'started'
+        ? (task.startedAt ?? observedAt)
+        : t.type === 'suspended'
+          ? (task.suspendedAt ?? observedAt)
+          : t.type === 'resumed'
+            ? (task.resumedAt ?? observedAt)
+            : observedAt;
+    const event: BridgeEvent = { type: t.type, at, task };
+    const queue = this.held.get(id);
+    if (queue) {
+      queue.push(event);
+      if (queue.length >= this.maxHeld) this.release(id, undefined);
+      return;
+    }
+    if (t.type === 'started' && t.task.info === undefined) {
+      this.held.set(id, [event]);
+      return;
+    }
+    this.hub.publish(event);
+  }
+
+  lookedUp(taskId: string, task: OpenTask | undefined): void {
+    this.release(taskId, task?.info);
+  }
+
+  finished(task: FinishedTask, span: WrittenSpan): void {
+    this.release(task.taskId, task.info);
+    const exported = this.options.exporting && span.sampled;
+    this.hub.publish({ type: 'finished', at: task.completedAt, task: finishedView(task, exported ? span : undefined) });
+  }
+
+  private release(taskId: string, info: TaskInfo | undefined): void {
+    const queue = this.held.get(taskId);
+    if (!queue) return;
+    this.held.delete(taskId);
+    for (const e of queue) this.hub.publish({ ...e, task: withInfo(e.task, info) });
+  }
+}
