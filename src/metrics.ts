@@ -41,7 +41,13 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_evicted_tasks_total',
   'mastra_task_bridge_spans_total',
   'mastra_task_bridge_build_info',
+  'mastra_task_bridge_api_requests_total',
+  'mastra_task_bridge_api_rate_limited_total',
+  'mastra_task_bridge_api_cache_total',
 ] as const;
+
+/** Routes of the task API, the only values of its `route` label (the matched pattern, never the raw URL). */
+export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
 
 /** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
 export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
@@ -121,6 +127,9 @@ export class BridgeMetrics {
   private readonly labelOverflow: Counter<'label'>;
   private readonly evicted: Counter;
   private readonly spans: Counter<'result'>;
+  private readonly apiRequests: Counter<'route' | 'code'>;
+  private readonly apiRateLimited: Counter;
+  private readonly apiCache: Counter<'result'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -319,6 +328,26 @@ export class BridgeMetrics {
       registers,
     });
     for (const result of ['exported', 'failed', 'dropped']) this.spans.inc({ result }, 0);
+    // Task API: `route` is the matched pattern and `code` an HTTP status, both bounded.
+    this.apiRequests = new Counter({
+      name: 'mastra_task_bridge_api_requests_total',
+      help: 'Task API requests by route pattern and HTTP status code.',
+      labelNames: ['route', 'code'],
+      registers,
+    });
+    for (const route of API_ROUTES) this.apiRequests.inc({ route, code: '200' }, 0);
+    this.apiRateLimited = new Counter({
+      name: 'mastra_task_bridge_api_rate_limited_total',
+      help: 'Task API requests refused with 429 because their client exceeded the rate limit.',
+      registers,
+    });
+    this.apiCache = new Counter({
+      name: 'mastra_task_bridge_api_cache_total',
+      help: 'Task API lookups by cache result: hit (answered from memory or joined an identical lookup in flight) or miss (asked Mastra).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['hit', 'miss']) this.apiCache.inc({ result }, 0);
     new Gauge({
       name: 'mastra_task_bridge_build_info',
       help: 'Build information; the value is always 1.',
@@ -403,6 +432,18 @@ export class BridgeMetrics {
 
   spanOutcome(result: 'exported' | 'failed' | 'dropped', count = 1): void {
     this.spans.inc({ result }, count);
+  }
+
+  apiRequest(route: string, code: number): void {
+    this.apiRequests.inc({ route: (API_ROUTES as readonly string[]).includes(route) ? route : '_other', code: String(code) });
+  }
+
+  apiRateLimitedRequest(): void {
+    this.apiRateLimited.inc();
+  }
+
+  apiCacheLookup(result: 'hit' | 'miss'): void {
+    this.apiCache.inc({ result });
   }
 
   /**
