@@ -11,6 +11,7 @@ import { BridgeMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { PlacementResolver } from './placement.js';
 import { Reconciler } from './reconcile.js';
+import { SpanIndex } from './span-index.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
 import type { SourceSink, TaskSource } from './sources/types.js';
@@ -167,6 +168,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     maxPayloadLength: config.traces.maxPayloadLength,
     maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
   });
+  // The task API shows each task's span ids: exact for spans written, derived for open tasks.
+  const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const pipeline = new Pipeline({
     tracker,
     metrics,
@@ -178,6 +181,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     maxFrameBytes: config.source.maxFrameBytes,
     now,
     sinks: [
+      spanIndex,
       ...(options.sinks ?? []),
       // Without an exporter there is no acknowledgement to wait for: a task is done when its telemetry is recorded.
       ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
@@ -268,7 +272,13 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   }, config.reconcile.intervalSeconds * 1000);
   reconcileTimer.unref();
 
-  const app = buildApp({ metrics, status, logger });
+  const app = buildApp({
+    metrics,
+    status,
+    logger,
+    auth: { apiTokens: config.api.tokens, metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [] },
+    tasks: { source, config: config.api, metrics, spans: spanIndex },
+  });
 
   let closing: Promise<void> | undefined;
   const handle: BridgeHandle = {

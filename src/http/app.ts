@@ -1,13 +1,16 @@
 // The fastify app factory: builds the app and never listens (main.ts and startBridge() do). Tests use app.inject().
 //
 // Routes: `/` landing page, `/metrics` (OpenMetrics or text by Accept), `/healthz` (the process serves), `/readyz`
-// (503 with a JSON reason until the source is connected and its initial sync applied). One error handler: clients
-// get a JSON error, never a stack.
+// (503 with a JSON reason until the source is connected and its initial sync applied), and the task API plugin
+// (tasks.ts) under `/api`, behind bearer auth (auth.ts). One error handler: clients get a JSON error, never a stack.
 
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { BridgeMetrics } from '../metrics.js';
+import { type AuthOptions, registerAuth } from './auth.js';
 import { landingPage } from './landing.js';
+import { type TasksApiOptions, tasksApi } from './tasks.js';
 
 export interface BridgeStatus {
   mode: 'demo' | 'in-process' | 'remote';
@@ -26,6 +29,10 @@ export interface AppDeps {
   metrics: BridgeMetrics;
   status: () => BridgeStatus;
   logger?: Logger;
+  /** Bearer tokens for /api/* and /metrics; none: both open. */
+  auth?: AuthOptions;
+  /** The task API (/api/tasks); absent: not served. */
+  tasks?: TasksApiOptions;
 }
 
 const errorSchema = {
@@ -57,11 +64,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error: { statusCode?: number; message: string; validation?: unknown }, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
-    void reply.status(status).send(status >= 500 ? { error: 'Internal error' } : { error: 'Bad request', message: error.message });
+    const name = status === 400 ? 'Bad request' : (STATUS_CODES[status] ?? 'Bad request');
+    void reply.status(status).send(status >= 500 ? { error: 'Internal error' } : { error: name, message: error.message });
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.status(404).send({ error: 'Not found', message: `${request.method} ${request.url.split('?')[0]} is not a route of this bridge; see /` });
   });
+
+  registerAuth(app, deps.auth ?? { apiTokens: [], metricsTokens: [] });
+  if (deps.tasks) void app.register(tasksApi, deps.tasks);
 
   app.get('/', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
     return reply.type('text/html; charset=utf-8').send(landingPage(deps.status()));
