@@ -125,9 +125,15 @@ const errorResponses = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 4
 export interface TaskView {
   [key: string]: unknown;
   id: string;
+  runId: string;
   status: TaskStatus;
   redacted: string[];
   truncated: string[];
+}
+
+interface ShownPage {
+  tasks: TaskView[];
+  total: number;
 }
 
 function badRequest(message: string): Error {
@@ -170,7 +176,9 @@ const UPSTREAM: Record<SourceError['kind'], { status: 502 | 504; error: string; 
 
 export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) => {
   const { source, config, metrics, spans } = opts;
-  const cache = new LookupCache<TaskRecord | null | TaskPage>(config.cache.ttlMs, config.cache.maxEntries);
+  // The cache holds answers already redacted (payloads are dropped before they are kept) and without span ids (added
+  // per request: they change when a task ends).
+  const cache = new LookupCache<TaskView | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
   let upstreamFailures = 0;
 
   if (config.rateLimit.max > 0) {
@@ -189,7 +197,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     done();
   });
 
-  function lookup<T extends TaskRecord | null | TaskPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  function lookup<T extends TaskView | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { value, hit } = cache.get(key, () => withDeadline(config.upstreamTimeoutMs, load));
     metrics.apiCacheLookup(hit ? 'hit' : 'miss');
     return value as Promise<T>;
@@ -206,7 +214,8 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     return reply.code(u.status).send({ error: u.error, message: u.message(config.upstreamTimeoutMs) });
   }
 
-  function view(record: TaskRecord): TaskView {
+  /** The record as the API shows it, minus span ids. */
+  function shown(record: TaskRecord): TaskView {
     const r = redactTask(record, config.redaction);
     const out: TaskView = {
       id: record.id,
@@ -228,12 +237,15 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     for (const f of ['retryCount', 'maxRetries', 'timeoutMs'] as const) if (record[f] !== undefined) out[f] = record[f];
     if (r.error) out.error = r.error;
     for (const f of ['args', 'result', 'suspendPayload'] as const) if (r[f] !== undefined) out[f] = r[f];
-    const ids = spans?.lookup(record);
-    if (ids?.traceId) out.traceId = ids.traceId;
-    if (ids) out.spanId = ids.spanId;
     out.redacted = r.redacted;
     out.truncated = r.truncated;
     return out;
+  }
+
+  function withSpan(task: TaskView): TaskView {
+    const ids = spans?.lookup({ id: task.id, runId: task.runId });
+    if (!ids) return task;
+    return ids.traceId ? { ...task, traceId: ids.traceId, spanId: ids.spanId } : { ...task, spanId: ids.spanId };
   }
 
   app.get<{ Params: { id: string } }>(
@@ -244,14 +256,17 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     },
     async (request, reply) => {
       const { id } = request.params;
-      let record: TaskRecord | null;
+      let task: TaskView | null;
       try {
-        record = await lookup(`task\u0000${id}`, (signal) => source.getTask(id, signal));
+        task = await lookup(`task\u0000${id}`, async (signal) => {
+          const record = await source.getTask(id, signal);
+          return record && shown(record);
+        });
       } catch (error) {
         return upstreamFailed(request, reply, error);
       }
-      if (!record) return reply.code(404).send({ error: 'Not found', message: `Mastra has no background task ${id}` });
-      return view(record);
+      if (!task) return reply.code(404).send({ error: 'Not found', message: `Mastra has no background task ${id}` });
+      return withSpan(task);
     },
   );
 
@@ -287,21 +302,24 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
       if (q.toDate) query.toDate = new Date(q.toDate);
       if (q.dateFilterBy) query.dateFilterBy = q.dateFilterBy;
 
-      let result: TaskPage;
+      let result: ShownPage;
       try {
-        result = await lookup(`list\u0000${JSON.stringify(query)}`, (signal) => source.listTasks(query, signal));
+        result = await lookup(`list\u0000${JSON.stringify(query)}`, async (signal) => {
+          const found: TaskPage = await source.listTasks(query, signal);
+          let tasks = found.tasks;
+          if (tasks.length > perPage) {
+            // Several statuses from a remote Mastra arrive as one page per status: merge in the asked order, keep a page.
+            const col = query.orderBy!;
+            const dir = query.orderDirection === 'asc' ? 1 : -1;
+            tasks = [...tasks].sort((a, b) => dir * ((a[col] ?? 0) - (b[col] ?? 0))).slice(0, perPage);
+          }
+          if (found.invalid > 0) request.log.warn({ invalid: found.invalid }, 'Mastra returned task records the bridge could not read; left out');
+          return { tasks: tasks.map(shown), total: found.total };
+        });
       } catch (error) {
         return upstreamFailed(request, reply, error);
       }
-      let tasks = result.tasks;
-      if (tasks.length > perPage) {
-        // Several statuses from a remote Mastra arrive as one page per status: merge in the asked order, keep a page.
-        const col = query.orderBy!;
-        const dir = query.orderDirection === 'asc' ? 1 : -1;
-        tasks = [...tasks].sort((a, b) => dir * ((a[col] ?? 0) - (b[col] ?? 0))).slice(0, perPage);
-      }
-      if (result.invalid > 0) request.log.warn({ invalid: result.invalid }, 'Mastra returned task records the bridge could not read; left out');
-      return { tasks: tasks.map(view), total: result.total, page, perPage, hasMore: (page + 1) * perPage < result.total };
+      return { tasks: result.tasks.map(withSpan), total: result.total, page, perPage, hasMore: (page + 1) * perPage < result.total };
     },
   );
 };
