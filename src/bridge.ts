@@ -1,7 +1,7 @@
 // startBridge(): composes one bridge instance — source, tracker, pipeline, metrics, tracing, HTTP app — and returns a
 // handle. It never listens on a port (main.ts does, or the embedding app mounts/starts `handle.app` itself).
 
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { type BridgeConfig, type ConfigInput, ConfigSchema, tracesUrl } from './config.js';
 import { Enricher } from './enrichment.js';
@@ -13,6 +13,7 @@ import { BridgeMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { PlacementResolver } from './placement.js';
 import { Reconciler } from './reconcile.js';
+import { SpanIndex } from './span-index.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
 import { RemoteSource } from './sources/remote.js';
@@ -37,8 +38,6 @@ export interface StartBridgeOptions {
   /** Extra observers of finished tasks. */
   sinks?: TaskSink[];
   now?: () => number;
-  /** Runs before every /api route, `/api/events` included: the bearer-token check. */
-  apiPreHandler?: preHandlerHookHandler;
 }
 
 export interface BridgeHandle {
@@ -186,6 +185,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     maxPayloadLength: config.traces.maxPayloadLength,
     maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
   });
+  // The task API shows each task's span ids: exact for spans written, derived for open tasks.
+  const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const pipeline = new Pipeline({
     tracker,
     metrics,
@@ -198,6 +199,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     now,
     sinks: [
       new EventFeed(hub, { exporting: tracing.exporting }),
+      spanIndex,
       ...(options.sinks ?? []),
       // Without an exporter there is no acknowledgement to wait for: a task is done when its telemetry is recorded.
       ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
@@ -299,7 +301,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       maxClients: config.events.maxClients,
     },
     board: { traceUrlTemplate: config.board.traceUrlTemplate },
-    ...(options.apiPreHandler ? { apiPreHandler: options.apiPreHandler } : {}),
+    auth: { apiTokens: config.api.tokens, metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [] },
+    tasks: { source, config: config.api, metrics, spans: spanIndex },
   });
 
   let closing: Promise<void> | undefined;

@@ -16,6 +16,27 @@ const buckets = (def: number[]) =>
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const url = z.union([z.literal(''), z.url({ protocol: /^https?$/ })]);
 
+/** A comma-separated list (from an environment variable) or a YAML list. */
+const splitList = (v: unknown) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter((t) => t !== '') : v);
+const token = z.string().min(16, 'tokens must be at least 16 characters').regex(/^[\x21-\x7e]+$/, 'tokens are printable ASCII without spaces');
+/** What the task API may show of a task's payloads: each is removed unless allowed, and truncated when allowed. */
+const maxBytes = int(16, 16 * 1024 * 1024);
+const redactionRule = {
+  args: z.boolean().default(false),
+  result: z.boolean().default(false),
+  suspendPayload: z.boolean().default(false),
+  errorStack: z.boolean().default(false),
+  maxBytes: maxBytes.default(4096),
+};
+/** A tool's overrides: only the keys it sets; the rest come from the section. */
+const toolRedactionRule = z.strictObject({
+  args: z.boolean().optional(),
+  result: z.boolean().optional(),
+  suspendPayload: z.boolean().optional(),
+  errorStack: z.boolean().optional(),
+  maxBytes: maxBytes.optional(),
+});
+
 export const ConfigSchema = z.strictObject({
   source: z
     .strictObject({
@@ -139,6 +160,39 @@ export const ConfigSchema = z.strictObject({
         .default(''),
     })
     .prefault({}),
+  api: z
+    .strictObject({
+      /** Bearer tokens accepted on /api/*; empty: the API is open (a warning is logged when not on loopback). */
+      tokens: z.preprocess(splitList, z.array(token)).default([]),
+      /** Bearer token required on /metrics; empty: /metrics is open (Prometheus convention). */
+      metricsToken: z.union([z.literal(''), token]).default(''),
+      /** Larger perPage values are capped to this. */
+      maxPerPage: int(1, 1000).default(100),
+      /** Deadline of each lookup the API makes on Mastra; past it the API answers 504. */
+      upstreamTimeoutMs: int(100, 600_000).default(5_000),
+      cache: z
+        .strictObject({
+          /** How long a lookup answer is reused; 0 turns the cache off. */
+          ttlMs: int(0, 600_000).default(1_000),
+          maxEntries: int(1, 1_000_000).default(1_000),
+        })
+        .prefault({}),
+      rateLimit: z
+        .strictObject({
+          /** Requests per client address per window on /api/*; 0 turns the limit off. */
+          max: int(0, 1_000_000_000).default(600),
+          timeWindowMs: int(1_000, 86_400_000).default(60_000),
+        })
+        .prefault({}),
+      redaction: z
+        .strictObject({
+          ...redactionRule,
+          /** Per tool overrides of any of the keys above. */
+          tools: z.record(z.string().min(1), toolRedactionRule).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   demo: z
     .strictObject({
       /** Background tasks per second the embedded demo workload starts. */
@@ -161,6 +215,8 @@ export const ENV_VARS: readonly { name: string; path: string; description: strin
   { name: 'BRIDGE_CHECKPOINT_FILE', path: 'state.checkpointFile', description: 'Restart checkpoint file (backfill after restarts)' },
   { name: 'BRIDGE_RECONCILE_INTERVAL', path: 'reconcile.intervalSeconds', description: 'Seconds between reconciliation passes' },
   { name: 'BRIDGE_TRACE_URL_TEMPLATE', path: 'board.traceUrlTemplate', description: 'Trace link on the board, e.g. a Jaeger URL with {traceId}' },
+  { name: 'BRIDGE_API_TOKEN', path: 'api.tokens', description: 'Bearer token(s) required on /api/* (comma-separated list)' },
+  { name: 'BRIDGE_METRICS_TOKEN', path: 'api.metricsToken', description: 'Bearer token required on /metrics' },
   { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts' },
   { name: 'OTEL_SERVICE_NAME', path: 'otel.serviceName', description: 'service.name of the exported spans' },
   { name: 'OTEL_TRACES_EXPORTER', path: 'otel.tracesExporter', description: '`otlp`, or `none` to export no spans' },
@@ -238,7 +294,8 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   if (!result.success) {
     for (const issue of result.error.issues) {
       const path = issue.path.join('.');
-      const from = origin.get(path);
+      // A list element's issue (api.tokens.0) came from the variable that set the list.
+      const from = origin.get(path) ?? origin.get(issue.path.slice(0, -1).join('.'));
       const where = from ? `${path} (from ${from})` : file ? `${path} (in ${file})` : path;
       problems.push(`${where || '(top level)'}: ${issue.message}`);
     }

@@ -60,7 +60,11 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (args['check-config']) {
-    const shown = { ...config, source: { ...config.source, token: config.source.token ? '<set>' : '' } };
+    const shown = {
+      ...config,
+      source: { ...config.source, token: config.source.token ? '<set>' : '' },
+      api: { ...config.api, tokens: config.api.tokens.map(() => '<set>'), metricsToken: config.api.metricsToken ? '<set>' : '' },
+    };
     process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
     return 0;
   }

@@ -43,11 +43,16 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_sse_clients',
   'mastra_task_bridge_sse_dropped_clients_total',
   'mastra_task_bridge_build_info',
+  'mastra_task_bridge_api_requests_total',
+  'mastra_task_bridge_api_rate_limited_total',
+  'mastra_task_bridge_api_cache_total',
 ] as const;
 
 /** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
 export const SSE_DROP_REASONS = ['slow', 'max_clients'] as const;
 export type SseDropReason = (typeof SSE_DROP_REASONS)[number];
+/** Routes of the task API, the only values of its `route` label (the matched pattern, never the raw URL). */
+export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
 
 /** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
 export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
@@ -130,6 +135,9 @@ export class BridgeMetrics {
   private readonly evicted: Counter;
   private readonly spans: Counter<'result'>;
   private readonly sseDropped: Counter<'reason'>;
+  private readonly apiRequests: Counter<'route' | 'code'>;
+  private readonly apiRateLimited: Counter;
+  private readonly apiCache: Counter<'result'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -344,6 +352,26 @@ export class BridgeMetrics {
       registers,
     });
     for (const reason of SSE_DROP_REASONS) this.sseDropped.inc({ reason }, 0);
+    // Task API: `route` is the matched pattern and `code` an HTTP status, both bounded.
+    this.apiRequests = new Counter({
+      name: 'mastra_task_bridge_api_requests_total',
+      help: 'Task API requests by route pattern and HTTP status code.',
+      labelNames: ['route', 'code'],
+      registers,
+    });
+    for (const route of API_ROUTES) this.apiRequests.inc({ route, code: '200' }, 0);
+    this.apiRateLimited = new Counter({
+      name: 'mastra_task_bridge_api_rate_limited_total',
+      help: 'Task API requests refused with 429 because their client exceeded the rate limit.',
+      registers,
+    });
+    this.apiCache = new Counter({
+      name: 'mastra_task_bridge_api_cache_total',
+      help: 'Task API lookups by cache result: hit (answered from memory or joined an identical lookup in flight) or miss (asked Mastra).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['hit', 'miss']) this.apiCache.inc({ result }, 0);
     new Gauge({
       name: 'mastra_task_bridge_build_info',
       help: 'Build information; the value is always 1.',
@@ -432,6 +460,18 @@ export class BridgeMetrics {
 
   sseClientDropped(reason: SseDropReason): void {
     this.sseDropped.inc({ reason });
+  }
+
+  apiRequest(route: string, code: number): void {
+    this.apiRequests.inc({ route: (API_ROUTES as readonly string[]).includes(route) ? route : '_other', code: String(code) });
+  }
+
+  apiRateLimitedRequest(): void {
+    this.apiRateLimited.inc();
+  }
+
+  apiCacheLookup(result: 'hit' | 'miss'): void {
+    this.apiCache.inc({ result });
   }
 
   /**

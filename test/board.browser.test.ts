@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
 import { type Workload, startWorkload } from '../src/demo/workload.js';
-import { bearerAuth } from '../src/http/auth.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';
 
@@ -44,7 +43,7 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
       events: { heartbeatSeconds: 2 },
     };
     bridge = startBridge({ mastra, logger: silent, mode: 'demo', config });
-    secured = startBridge({ mastra, logger: silent, mode: 'demo', config: { ...config, otel: { tracesExporter: 'none' } }, apiPreHandler: bearerAuth(TOKEN) });
+    secured = startBridge({ mastra, logger: silent, mode: 'demo', config: { ...config, otel: { tracesExporter: 'none' }, api: { tokens: [TOKEN] } } });
     base = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
     securedBase = await secured.app.listen({ host: '127.0.0.1', port: 0 });
     await Promise.all([bridge.whenReady(), secured.whenReady()]);

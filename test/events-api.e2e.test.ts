@@ -13,7 +13,7 @@ import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
 import { type Workload, startWorkload } from '../src/demo/workload.js';
 import { type BridgeEvent, EventHub, type TaskView } from '../src/event-hub.js';
-import { bearerAuth } from '../src/http/auth.js';
+import { registerAuth } from '../src/http/auth.js';
 import { registerEventsRoute } from '../src/http/events.js';
 import { BridgeMetrics } from '../src/metrics.js';
 import { parseExposition, scrape, total } from './support/metrics-text.js';
@@ -231,13 +231,14 @@ describe('/api/events flow control, heartbeat, limits and auth (synthetic events
     await waitFor(() => route.clients() === 0, { message: 'clients gone' });
   });
 
-  it('takes a bearer-token preHandler, and closing the app ends open streams', async () => {
+  it('sits behind the bridge’s /api bearer auth, and closing the app ends open streams', async () => {
     const authed = Fastify();
-    registerEventsRoute(authed, { hub, metrics, heartbeatMs: 15_000, maxClientBufferBytes: CAP, maxClients: 5, preHandler: bearerAuth('s3cret') });
+    registerAuth(authed, { apiTokens: ['s3cret-token-0123456789'], metricsTokens: [] });
+    registerEventsRoute(authed, { hub, metrics, heartbeatMs: 15_000, maxClientBufferBytes: CAP, maxClients: 5 });
     const url = await authed.listen({ host: '127.0.0.1', port: 0 });
     expect((await fetch(`${url}/api/events`)).status).toBe(401);
     expect((await fetch(`${url}/api/events`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-    const c = await connectSse(`${url}/api/events`, { authorization: 'Bearer s3cret' });
+    const c = await connectSse(`${url}/api/events`, { authorization: 'Bearer s3cret-token-0123456789' });
     expect(c.status).toBe(200);
     await waitFor(() => c.frames.find((f) => f.event === 'snapshot'));
     await authed.close();

@@ -35,6 +35,9 @@ const EXPECTED_TYPES: Record<string, string> = {
   mastra_task_bridge_sse_clients: 'gauge',
   mastra_task_bridge_sse_dropped_clients_total: 'counter',
   mastra_task_bridge_build_info: 'gauge',
+  mastra_task_bridge_api_requests_total: 'counter',
+  mastra_task_bridge_api_rate_limited_total: 'counter',
+  mastra_task_bridge_api_cache_total: 'counter',
 };
 
 describe('a real Prometheus scraping the bridge', () => {

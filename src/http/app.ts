@@ -1,16 +1,20 @@
 // The fastify app factory: builds the app and never listens (main.ts and startBridge() do). Tests use app.inject().
 //
 // Routes: `/` the task board (with the landing page's links), `/board.js` its script, `/api/events` (SSE, see
-// events.ts), `/metrics` (OpenMetrics or text by Accept), `/healthz` (the process serves), `/readyz`
-// (503 with a JSON reason until the source is connected and its initial sync applied). One error handler: clients
+// events.ts), the task API plugin (tasks.ts) under `/api`, `/metrics` (OpenMetrics or text by Accept), `/healthz`
+// (the process serves), `/readyz` (503 with a JSON reason until the source is connected and its initial sync
+// applied). Bearer auth (auth.ts) guards `/api/*` (and `/metrics` with a metrics token). One error handler: clients
 // get a JSON error, never a stack.
 
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController, type preHandlerHookHandler } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { EventHub } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
+import { type AuthOptions, registerAuth } from './auth.js';
 import { boardPage, boardScript } from './board.js';
 import { registerEventsRoute } from './events.js';
+import { type TasksApiOptions, tasksApi } from './tasks.js';
 
 export interface BridgeStatus {
   mode: 'demo' | 'in-process' | 'remote';
@@ -32,8 +36,10 @@ export interface AppDeps {
   /** `/api/events` and the live board; without it `/` shows the landing part only. */
   events?: { hub: EventHub; heartbeatMs: number; maxClientBufferBytes: number; maxClients: number };
   board?: { traceUrlTemplate: string };
-  /** Runs before every /api route (the bridge's bearer-token check). */
-  apiPreHandler?: preHandlerHookHandler;
+  /** Bearer tokens for /api/* and /metrics; none: both open. */
+  auth?: AuthOptions;
+  /** The task API (/api/tasks); absent: not served. */
+  tasks?: TasksApiOptions;
 }
 
 const errorSchema = {
@@ -65,11 +71,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error: { statusCode?: number; message: string; validation?: unknown }, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
-    void reply.status(status).send(status >= 500 ? { error: 'Internal error' } : { error: 'Bad request', message: error.message });
+    const name = status === 400 ? 'Bad request' : (STATUS_CODES[status] ?? 'Bad request');
+    void reply.status(status).send(status >= 500 ? { error: 'Internal error' } : { error: name, message: error.message });
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.status(404).send({ error: 'Not found', message: `${request.method} ${request.url.split('?')[0]} is not a route of this bridge; see /` });
   });
+
+  registerAuth(app, deps.auth ?? { apiTokens: [], metricsTokens: [] });
+  if (deps.tasks) void app.register(tasksApi, deps.tasks);
 
   const boardOptions = {
     traceUrlTemplate: deps.board?.traceUrlTemplate ?? '',
@@ -82,7 +92,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.get('/board.js', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
     return reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(boardScript());
   });
-  if (deps.events) registerEventsRoute(app, { ...deps.events, metrics: deps.metrics, preHandler: deps.apiPreHandler });
+  if (deps.events) registerEventsRoute(app, { ...deps.events, metrics: deps.metrics });
 
   app.get('/metrics', { schema: { response: { 200: { type: 'string' }, 500: errorSchema } } }, async (request, reply) => {
     const { contentType, body } = await deps.metrics.render(request.headers.accept);

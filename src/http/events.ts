@@ -11,7 +11,7 @@
 // client holding more than `maxClientBufferBytes` is dropped (socket destroyed, counted as `slow`) instead of queued
 // without bound; so a client never holds more than the cap plus one frame (or its opening burst: one snapshot, or a
 // replay of at most the hub's buffer). Clients past `maxClients` get 503 (counted as `max_clients`).
-// Authentication is not done here: the route takes a preHandler (the bridge's bearer-token hook) like any other.
+// Authentication is not done here: the app's root bearer hook (auth.ts) guards every /api path, this one included.
 
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, preHandlerHookHandler } from 'fastify';

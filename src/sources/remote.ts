@@ -158,6 +158,10 @@ export class RemoteSource implements TaskSource {
     try {
       body = await response.json();
     } catch (error) {
+      // The deadline covers the body too: headers in time, then a stalled body, is a timeout, not a bad answer.
+      if ((error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError') {
+        throw new SourceError(`Mastra did not finish answering ${path} in time`, 'timeout', { cause: error });
+      }
       if (response.status === 404) return { status: 404, body: undefined };
       throw new SourceError(`Mastra answered ${path} with HTTP ${response.status} and no JSON`, response.status >= 500 ? 'unavailable' : 'bad_response', { cause: error });
     }
