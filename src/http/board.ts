@@ -92,6 +92,7 @@ ${board}
 <li><a href="/metrics">/metrics</a> — Prometheus metrics (OpenMetrics with exemplars when asked)</li>
 <li><a href="/healthz">/healthz</a> — liveness</li>
 <li><a href="/readyz">/readyz</a> — readiness (503 until connected and synced)</li>
+<li><a href="/api/tasks">/api/tasks</a>, <code>/api/tasks/:id</code> — stored tasks with their trace ids (payloads redacted)</li>
 ${opts.eventsEnabled ? '<li><a href="/api/events">/api/events</a> — task events (Server-Sent Events; resumable with Last-Event-ID)</li>' : ''}
 </ul></footer>
 </body></html>
