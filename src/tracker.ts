@@ -131,8 +131,14 @@ const NONE: Transition[] = [];
 export class TaskTracker {
   readonly options: TrackerOptions;
   private readonly open = new Map<string, OpenTask>();
-  // Insertion-ordered: the oldest tombstone is always first, so pruning is O(1) amortised.
+  // Finished task id → when it finished, for duplicate detection. Pruning pops the oldest from a FIFO of
+  // (id, time) kept beside the map, not from a fresh iterator over the map: V8 leaves deleted entries as holes at the
+  // front of a Map until it rehashes, and every new iterator walks over them, so "delete the first entry" costs
+  // O(deleted so far) — tens of µs per event once the cap is reached (see bench/).
   private readonly tombstones = new Map<string, number>();
+  private expiryIds: string[] = [];
+  private expiryAts: number[] = [];
+  private expiryHead = 0;
   private readonly counts = new Map<string, OpenCount>();
   // agentId/toolName repeat across every task: share one string per value instead of one per task (bounded).
   private readonly interned = new Map<string, string>();
@@ -254,16 +260,37 @@ export class TaskTracker {
 
   /** Mark tasks as already finished (exported before a restart): their events become duplicates. */
   rememberFinished(taskIds: Iterable<string>, observedAt: number): void {
-    for (const id of taskIds) if (!this.open.has(id)) this.tombstones.set(id, observedAt);
+    for (const id of taskIds) if (!this.open.has(id)) this.tombstone(id, observedAt);
   }
 
   /** Forget finished task ids past the dedupe window; call on a timer when the stream is idle. */
   prune(now: number): void {
     const { dedupeWindowMs, maxTombstones } = this.options;
-    for (const [id, at] of this.tombstones) {
-      if (this.tombstones.size <= maxTombstones && now - at <= dedupeWindowMs) break;
-      this.tombstones.delete(id);
+    const ids = this.expiryIds;
+    const ats = this.expiryAts;
+    let head = this.expiryHead;
+    while (head < ids.length) {
+      const id = ids[head] as string;
+      const at = ats[head] as number;
+      // An id finished again later (rememberFinished) has a newer entry further on; this one is stale.
+      if (this.tombstones.get(id) === at) {
+        if (this.tombstones.size <= maxTombstones && now - at <= dedupeWindowMs) break;
+        this.tombstones.delete(id);
+      }
+      head++;
     }
+    if (head > 1024 && head * 2 > ids.length) {
+      this.expiryIds = ids.slice(head);
+      this.expiryAts = ats.slice(head);
+      head = 0;
+    }
+    this.expiryHead = head;
+  }
+
+  private tombstone(taskId: string, at: number): void {
+    this.tombstones.set(taskId, at);
+    this.expiryIds.push(taskId);
+    this.expiryAts.push(at);
   }
 
   private firstSight(event: TaskEvent, observedAt: number): Outcome {
@@ -345,7 +372,7 @@ export class TaskTracker {
   private finish(task: OpenTask, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
     this.open.delete(task.taskId);
     this.count(task, -1);
-    this.tombstones.set(task.taskId, observedAt);
+    this.tombstone(task.taskId, observedAt);
     const finished = this.finishedFrom(task, event, origin, true);
     finished.events = task.events;
     finished.outputCount = task.outputCount;
@@ -358,7 +385,7 @@ export class TaskTracker {
   }
 
   private finishUnseen(identity: TaskIdentity, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
-    this.tombstones.set(identity.taskId, observedAt);
+    this.tombstone(identity.taskId, observedAt);
     return this.finishedFrom(identity, event, origin, false);
   }
 

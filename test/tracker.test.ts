@@ -189,6 +189,29 @@ describe('TaskTracker rules', () => {
     expect(tracker.isFinished('t0')).toBe(false);
   });
 
+  it('keeps the newest finished ids at the cap over many tasks, oldest forgotten first', () => {
+    const tracker = new TaskTracker({ maxTombstones: 100 });
+    for (let i = 0; i < 5000; i++) tracker.apply(ev('completed', i, { taskId: `t${i}` }), T0 + i);
+    expect(tracker.tombstoneCount).toBeLessThanOrEqual(101);
+    tracker.prune(T0 + 5000);
+    expect(tracker.tombstoneCount).toBe(100);
+    expect(tracker.isFinished('t4899')).toBe(false);
+    expect(tracker.isFinished('t4900')).toBe(true);
+    expect(tracker.isFinished('t4999')).toBe(true);
+    expect(tracker.apply(ev('completed', 4999, { taskId: 't4999' }), T0 + 5000).result).toBe('duplicate');
+  });
+
+  it('an id remembered again counts from its latest time for the dedupe window', () => {
+    const tracker = new TaskTracker({ dedupeWindowMs: 1000 });
+    tracker.rememberFinished(['a', 'b'], T0);
+    tracker.rememberFinished(['a'], T0 + 900);
+    tracker.prune(T0 + 1001);
+    expect(tracker.isFinished('a')).toBe(true);
+    expect(tracker.isFinished('b')).toBe(false);
+    tracker.prune(T0 + 1901);
+    expect(tracker.tombstoneCount).toBe(0);
+  });
+
   it('caps open tasks: the oldest is evicted (counted), and its later end still finishes it once', () => {
     const tracker = new TaskTracker({ maxOpenTasks: 2 });
     tracker.apply(ev('running', 0, { taskId: 'a' }), T0);
