@@ -26,7 +26,9 @@ const FAST_BURN = 'MastraBackgroundTaskErrorBudgetFastBurn';
 const SLOW_BURN = 'MastraBackgroundTaskErrorBudgetSlowBurn';
 
 /** Production window → test window. A window missing here fails the test, so a new rule cannot slip through. */
-const WINDOWS: Record<string, string> = { '5m': '5s', '10m': '10s', '15m': '10s', '30m': '10s', '1h': '15s', '6h': '30s' };
+// Ratios over a few seconds of a demo workload are noisy: the slow-burn windows stay longer so that 20% errors do not
+// flicker over the 30% slow-burn threshold.
+const WINDOWS: Record<string, string> = { '5m': '5s', '10m': '10s', '15m': '10s', '30m': '20s', '1h': '15s', '6h': '60s' };
 
 function seconds(duration: string): number {
   const m = /^(\d+)([smh])$/.exec(duration);
@@ -136,7 +138,10 @@ describe('failure alert end to end: Prometheus → Alertmanager → webhook', ()
     await waitFor(
       async () => {
         const alerts = await prom.query(`ALERTS{alertname=~"${FAST_BURN}|${SLOW_BURN}"}`);
-        for (const a of alerts.result) seen.push(`${a.metric.alertname} ${a.metric.alertstate} ${a.metric.agent_id}`);
+        // The page must never even be pending; the ticket must never fire (a compressed window may briefly flicker).
+        for (const a of alerts.result) {
+          if (a.metric.alertname === FAST_BURN || a.metric.alertstate === 'firing') seen.push(`${a.metric.alertname} ${a.metric.alertstate} ${a.metric.agent_id}`);
+        }
         const ratio = await prom.query('max(agent_id:mastra_background_task_errors:ratio_rate1h)');
         maxRatio = Math.max(maxRatio, Number(ratio.result[0]?.value[1] ?? 0));
         const groups = await prom.api<{ groups: { name: string; lastEvaluation: string }[] }>('rules', { type: 'alert' });

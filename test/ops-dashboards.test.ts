@@ -4,6 +4,7 @@
 // series). Each panel's PromQL, with the template variables substituted as Grafana would, must return data; each
 // exemplar panel must return exemplars whose trace ids are spans the bridge exported; every variable query must
 // return values; and every shipped rule must evaluate without error, recording rules with data.
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,14 +16,13 @@ import { dashboardVariables, panelQueries, substitute } from './support/grafana.
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { freePort, waitFor } from './support/poll.js';
 import { type PrometheusHandle, startPrometheus } from './support/prometheus.js';
-import { readdirSync } from 'node:fs';
 
 const RULE_FILES = readdirSync('config/rules').filter((f) => f.endsWith('.rules.yml')).map((f) => resolve('config/rules', f));
 const silent = pino({ level: 'silent' });
 
 // What Grafana substitutes for its built-in variables with a 1 s scrape interval and a short time range.
 const BUILTINS = { __rate_interval: '10s', __interval: '2s', __range: '2m', datasource: 'prometheus' };
-const RANGE_SECONDS = 60;
+const RANGE_SECONDS = 180; // covers the whole run
 
 describe('Grafana dashboards against a real Prometheus scraping a live bridge', () => {
   let receiver: OtlpReceiver;
@@ -68,7 +68,9 @@ describe('Grafana dashboards against a real Prometheus scraping a live bridge', 
         const statuses = await prom.query('sum by (status) (mastra_background_task_finished_total) > 0');
         const resumed = await prom.query('sum(mastra_background_task_suspended_seconds_count) > 0');
         const rated = await prom.query('sum(rate(mastra_background_task_finished_total{status="cancelled"}[10s])) > 0');
-        return statuses.result.length === 4 && resumed.result.length > 0 && rated.result.length > 0;
+        // The selected-agent check needs a resume of that agent's approve_refund seen by Prometheus.
+        const agentResumed = await prom.query(`sum(increase(mastra_background_task_suspended_seconds_count{agent_id="${DEMO_AGENT_IDS[0]}", tool_name="${DEMO_TOOL_NAMES.suspend}"}[3m])) > 0`);
+        return statuses.result.length === 4 && resumed.result.length > 0 && rated.result.length > 0 && agentResumed.result.length > 0;
       },
       { timeoutMs: 45_000, intervalMs: 500, message: 'every final status, a resume and a rate in Prometheus' },
     );
