@@ -1,10 +1,11 @@
 // Every fact a user relies on is written once and checked against the code: the README's metric table against
 // METRIC_NAMES, its environment table against ENV_VARS, and config/bridge.yaml against the schema's keys.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigSchema, ENV_VARS } from '../src/config.js';
 import { METRIC_NAMES } from '../src/metrics.js';
+import { panelQueries } from './support/grafana.js';
 
 const readme = readFileSync('README.md', 'utf8');
 
@@ -40,5 +41,51 @@ describe('documentation matches the code', () => {
   it('config/bridge.yaml names the environment variable of every key it can be set by', () => {
     const text = readFileSync('config/bridge.yaml', 'utf8');
     for (const v of ENV_VARS) expect(text, v.name).toContain(v.name);
+  });
+});
+
+describe('metric names in dashboards, rules and the README exist', () => {
+  const ruleFiles = readdirSync('config/rules').filter((f) => f.endsWith('.rules.yml'));
+  const rules = ruleFiles.flatMap(
+    (f) => (parse(readFileSync(`config/rules/${f}`, 'utf8')) as { groups: { rules: { record?: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules),
+  );
+  const recorded = new Set(rules.flatMap((r) => (r.record ? [r.record] : [])));
+  // Types from the README table (itself checked against METRIC_NAMES above): histograms are queried by their series.
+  const histograms = [...readme.matchAll(/^\| `([^`]+)` \| histogram \|/gm)].map((m) => m[1]!);
+  const known = new Set<string>([...METRIC_NAMES, ...histograms.flatMap((h) => ['_bucket', '_sum', '_count'].map((s) => h + s))]);
+
+  /** Identifiers that name a bridge metric or a recording rule over one (`level:metric:operations`). */
+  const names = (text: string): string[] => [...new Set(text.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [])].filter((n) => n.includes('mastra_'));
+  const unknown = (n: string): boolean => (n.includes(':') ? !recorded.has(n) : !known.has(n));
+
+  it('the checker sees histogram series and recording rules', () => {
+    expect(histograms).toContain('mastra_background_task_duration_seconds');
+    expect(recorded.has('agent_id:mastra_background_task_errors:ratio_rate5m')).toBe(true);
+    expect(unknown('mastra_background_task_duration_seconds_bucket')).toBe(false);
+    expect(unknown('mastra_background_task_finished')).toBe(true);
+    expect(unknown('mastra_task_bridge_spans_total_bucket')).toBe(true);
+  });
+
+  it('every metric a dashboard panel queries is defined', () => {
+    const used = panelQueries().flatMap((q) => names(q.expr).map((n) => `${n} (${q.dashboard} / ${q.panel})`));
+    expect(used.length).toBeGreaterThan(30);
+    expect(used.filter((u) => unknown(u.split(' ')[0]!))).toEqual([]);
+  });
+
+  it('every metric a rule uses is defined (or recorded by a rule)', () => {
+    const used = rules.flatMap((r) => names(r.expr));
+    expect(used.length).toBeGreaterThan(20);
+    expect(used.filter(unknown)).toEqual([]);
+  });
+
+  it('every metric the README names is defined (or recorded by a rule), README rows included', () => {
+    expect(names(readme).filter((n) => unknown(n.replace(/…$/, '')))).toEqual([]);
+  });
+
+  it('every defined metric is used by a dashboard or a rule', () => {
+    const used = new Set([...panelQueries().flatMap((q) => names(q.expr)), ...rules.flatMap((r) => names(r.expr))]);
+    const base = (n: string) => n.replace(/_(bucket|sum|count)$/, '');
+    const covered = new Set([...used].map((n) => (known.has(n) && !METRIC_NAMES.includes(n as never) ? base(n) : n)));
+    expect(METRIC_NAMES.filter((m) => !covered.has(m))).toEqual([]);
   });
 });

@@ -1,0 +1,98 @@
+// Test support: a real Alertmanager (/usr/bin/prometheus-alertmanager, Debian) on a free 127.0.0.1 port with a temp
+// config and storage, no cluster gossip; and a webhook receiver (a tiny HTTP server) that records what it gets.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from './poll.js';
+
+export const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
+
+export interface AlertmanagerHandle {
+  url: string;
+  close(): Promise<void>;
+  logs(): string;
+}
+
+export async function startAlertmanager(configYaml: string): Promise<AlertmanagerHandle> {
+  const dir = await mkdtemp(join(tmpdir(), 'am-test-'));
+  const configPath = join(dir, 'alertmanager.yml');
+  await writeFile(configPath, configYaml);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let output = '';
+  const child = spawn(
+    ALERTMANAGER_BIN,
+    [`--config.file=${configPath}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  let exited = false;
+  const exit = new Promise<void>((done) => child.once('exit', () => ((exited = true), done())));
+  const killOnExit = (): void => void child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const close = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
+    if (!exited) {
+      child.kill('SIGTERM');
+      await exit;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      async () => {
+        if (exited) throw new Error('alertmanager exited');
+        return (await fetch(`${url}/-/ready`)).ok;
+      },
+      { timeoutMs: 20_000, intervalMs: 100, message: `${url}/-/ready` },
+    );
+  } catch (err) {
+    await close();
+    throw new Error(`${(err as Error).message}\n--- alertmanager output ---\n${output}`);
+  }
+  return { url, close, logs: () => output };
+}
+
+export interface WebhookAlert {
+  status: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+export interface WebhookMessage {
+  receiver: string;
+  status: string;
+  alerts: WebhookAlert[];
+}
+
+export interface WebhookReceiver {
+  url: string;
+  messages: WebhookMessage[];
+  close(): Promise<void>;
+}
+
+export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+  const messages: WebhookMessage[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      try {
+        messages.push(JSON.parse(body) as WebhookMessage);
+      } catch {
+        // not an Alertmanager message: ignore
+      }
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/alerts`,
+    messages,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
