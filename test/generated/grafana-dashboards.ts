@@ -1305,6 +1305,303 @@ export const mastraTaskBridgeHealth = {
           }
         }
       ]
+    },
+    {
+      "id": 15,
+      "type": "timeseries",
+      "title": "Task API requests / s",
+      "description": "GET /api/tasks and /api/tasks/:id by route and HTTP status (401 without a valid token, 429 rate limited, 502/504 when Mastra fails or is slow).",
+      "gridPos": {
+        "h": 8,
+        "w": 8,
+        "x": 0,
+        "y": 28
+      },
+      "datasource": {
+        "type": "prometheus",
+        "uid": "${datasource}"
+      },
+      "targets": [
+        {
+          "refId": "A",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum by (route, code) (rate(mastra_task_bridge_api_requests_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "{{route}} {{code}}",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        },
+        {
+          "refId": "B",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum(rate(mastra_task_bridge_api_rate_limited_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "rate limited",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        }
+      ],
+      "fieldConfig": {
+        "defaults": {
+          "unit": "reqps",
+          "color": {
+            "mode": "palette-classic"
+          },
+          "thresholds": {
+            "mode": "absolute",
+            "steps": [
+              {
+                "color": "green",
+                "value": null
+              }
+            ]
+          },
+          "custom": {
+            "drawStyle": "line",
+            "lineInterpolation": "linear",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "gradientMode": "none",
+            "showPoints": "never",
+            "pointSize": 4,
+            "spanNulls": false,
+            "axisPlacement": "auto",
+            "axisLabel": "",
+            "axisCenteredZero": false,
+            "axisColorMode": "text",
+            "axisBorderShow": false,
+            "scaleDistribution": {
+              "type": "linear"
+            },
+            "barAlignment": 0,
+            "stacking": {
+              "mode": "none",
+              "group": "A"
+            },
+            "hideFrom": {
+              "legend": false,
+              "tooltip": false,
+              "viz": false
+            },
+            "thresholdsStyle": {
+              "mode": "off"
+            }
+          }
+        },
+        "overrides": []
+      },
+      "options": {
+        "legend": {
+          "showLegend": true,
+          "displayMode": "list",
+          "placement": "bottom",
+          "calcs": []
+        },
+        "tooltip": {
+          "mode": "multi",
+          "sort": "desc"
+        }
+      }
+    },
+    {
+      "id": 16,
+      "type": "timeseries",
+      "title": "Task API lookups: cache",
+      "description": "Lookups answered from the short-TTL cache (hit) versus asked of Mastra (miss): the load the API puts on Mastra.",
+      "gridPos": {
+        "h": 8,
+        "w": 8,
+        "x": 8,
+        "y": 28
+      },
+      "datasource": {
+        "type": "prometheus",
+        "uid": "${datasource}"
+      },
+      "targets": [
+        {
+          "refId": "A",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum by (result) (rate(mastra_task_bridge_api_cache_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "{{result}}",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        }
+      ],
+      "fieldConfig": {
+        "defaults": {
+          "unit": "ops",
+          "color": {
+            "mode": "palette-classic"
+          },
+          "thresholds": {
+            "mode": "absolute",
+            "steps": [
+              {
+                "color": "green",
+                "value": null
+              }
+            ]
+          },
+          "custom": {
+            "drawStyle": "line",
+            "lineInterpolation": "linear",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "gradientMode": "none",
+            "showPoints": "never",
+            "pointSize": 4,
+            "spanNulls": false,
+            "axisPlacement": "auto",
+            "axisLabel": "",
+            "axisCenteredZero": false,
+            "axisColorMode": "text",
+            "axisBorderShow": false,
+            "scaleDistribution": {
+              "type": "linear"
+            },
+            "barAlignment": 0,
+            "stacking": {
+              "mode": "none",
+              "group": "A"
+            },
+            "hideFrom": {
+              "legend": false,
+              "tooltip": false,
+              "viz": false
+            },
+            "thresholdsStyle": {
+              "mode": "off"
+            }
+          }
+        },
+        "overrides": []
+      },
+      "options": {
+        "legend": {
+          "showLegend": true,
+          "displayMode": "list",
+          "placement": "bottom",
+          "calcs": []
+        },
+        "tooltip": {
+          "mode": "multi",
+          "sort": "desc"
+        }
+      }
+    },
+    {
+      "id": 17,
+      "type": "timeseries",
+      "title": "Event stream clients",
+      "description": "Clients connected to /api/events (the live board and other consumers), and clients dropped because they did not read (slow) or were refused at the cap.",
+      "gridPos": {
+        "h": 8,
+        "w": 8,
+        "x": 16,
+        "y": 28
+      },
+      "datasource": {
+        "type": "prometheus",
+        "uid": "${datasource}"
+      },
+      "targets": [
+        {
+          "refId": "A",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum(mastra_task_bridge_sse_clients{instance=~\"$instance\"})",
+          "legendFormat": "connected",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        },
+        {
+          "refId": "B",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum by (reason) (increase(mastra_task_bridge_sse_dropped_clients_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "dropped: {{reason}}",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        }
+      ],
+      "fieldConfig": {
+        "defaults": {
+          "unit": "short",
+          "color": {
+            "mode": "palette-classic"
+          },
+          "thresholds": {
+            "mode": "absolute",
+            "steps": [
+              {
+                "color": "green",
+                "value": null
+              }
+            ]
+          },
+          "custom": {
+            "drawStyle": "line",
+            "lineInterpolation": "linear",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "gradientMode": "none",
+            "showPoints": "never",
+            "pointSize": 4,
+            "spanNulls": false,
+            "axisPlacement": "auto",
+            "axisLabel": "",
+            "axisCenteredZero": false,
+            "axisColorMode": "text",
+            "axisBorderShow": false,
+            "scaleDistribution": {
+              "type": "linear"
+            },
+            "barAlignment": 0,
+            "stacking": {
+              "mode": "none",
+              "group": "A"
+            },
+            "hideFrom": {
+              "legend": false,
+              "tooltip": false,
+              "viz": false
+            },
+            "thresholdsStyle": {
+              "mode": "off"
+            }
+          }
+        },
+        "overrides": []
+      },
+      "options": {
+        "legend": {
+          "showLegend": true,
+          "displayMode": "list",
+          "placement": "bottom",
+          "calcs": []
+        },
+        "tooltip": {
+          "mode": "multi",
+          "sort": "desc"
+        }
+      }
     }
   ]
 } satisfies Wire<Dashboard>;
@@ -1988,6 +2285,210 @@ export const mastraTaskBridgeHealthPanels = [
       "inspect": false
     }
   } satisfies PanelOptions["table"],
+  // Task API requests / s
+  {
+    "options": {
+      "legend": {
+        "showLegend": true,
+        "displayMode": "list",
+        "placement": "bottom",
+        "calcs": []
+      },
+      "tooltip": {
+        "mode": "multi",
+        "sort": "desc"
+      }
+    },
+    "targets": [
+      {
+        "refId": "A",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum by (route, code) (rate(mastra_task_bridge_api_requests_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "{{route}} {{code}}",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      },
+      {
+        "refId": "B",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum(rate(mastra_task_bridge_api_rate_limited_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "rate limited",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      }
+    ],
+    "custom": {
+      "drawStyle": "line",
+      "lineInterpolation": "linear",
+      "lineWidth": 1,
+      "fillOpacity": 10,
+      "gradientMode": "none",
+      "showPoints": "never",
+      "pointSize": 4,
+      "spanNulls": false,
+      "axisPlacement": "auto",
+      "axisLabel": "",
+      "axisCenteredZero": false,
+      "axisColorMode": "text",
+      "axisBorderShow": false,
+      "scaleDistribution": {
+        "type": "linear"
+      },
+      "barAlignment": 0,
+      "stacking": {
+        "mode": "none",
+        "group": "A"
+      },
+      "hideFrom": {
+        "legend": false,
+        "tooltip": false,
+        "viz": false
+      },
+      "thresholdsStyle": {
+        "mode": "off"
+      }
+    }
+  } satisfies PanelOptions["timeseries"],
+  // Task API lookups: cache
+  {
+    "options": {
+      "legend": {
+        "showLegend": true,
+        "displayMode": "list",
+        "placement": "bottom",
+        "calcs": []
+      },
+      "tooltip": {
+        "mode": "multi",
+        "sort": "desc"
+      }
+    },
+    "targets": [
+      {
+        "refId": "A",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum by (result) (rate(mastra_task_bridge_api_cache_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "{{result}}",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      }
+    ],
+    "custom": {
+      "drawStyle": "line",
+      "lineInterpolation": "linear",
+      "lineWidth": 1,
+      "fillOpacity": 10,
+      "gradientMode": "none",
+      "showPoints": "never",
+      "pointSize": 4,
+      "spanNulls": false,
+      "axisPlacement": "auto",
+      "axisLabel": "",
+      "axisCenteredZero": false,
+      "axisColorMode": "text",
+      "axisBorderShow": false,
+      "scaleDistribution": {
+        "type": "linear"
+      },
+      "barAlignment": 0,
+      "stacking": {
+        "mode": "none",
+        "group": "A"
+      },
+      "hideFrom": {
+        "legend": false,
+        "tooltip": false,
+        "viz": false
+      },
+      "thresholdsStyle": {
+        "mode": "off"
+      }
+    }
+  } satisfies PanelOptions["timeseries"],
+  // Event stream clients
+  {
+    "options": {
+      "legend": {
+        "showLegend": true,
+        "displayMode": "list",
+        "placement": "bottom",
+        "calcs": []
+      },
+      "tooltip": {
+        "mode": "multi",
+        "sort": "desc"
+      }
+    },
+    "targets": [
+      {
+        "refId": "A",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum(mastra_task_bridge_sse_clients{instance=~\"$instance\"})",
+        "legendFormat": "connected",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      },
+      {
+        "refId": "B",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum by (reason) (increase(mastra_task_bridge_sse_dropped_clients_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "dropped: {{reason}}",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      }
+    ],
+    "custom": {
+      "drawStyle": "line",
+      "lineInterpolation": "linear",
+      "lineWidth": 1,
+      "fillOpacity": 10,
+      "gradientMode": "none",
+      "showPoints": "never",
+      "pointSize": 4,
+      "spanNulls": false,
+      "axisPlacement": "auto",
+      "axisLabel": "",
+      "axisCenteredZero": false,
+      "axisColorMode": "text",
+      "axisBorderShow": false,
+      "scaleDistribution": {
+        "type": "linear"
+      },
+      "barAlignment": 0,
+      "stacking": {
+        "mode": "none",
+        "group": "A"
+      },
+      "hideFrom": {
+        "legend": false,
+        "tooltip": false,
+        "viz": false
+      },
+      "thresholdsStyle": {
+        "mode": "off"
+      }
+    }
+  } satisfies PanelOptions["timeseries"],
 ];
 
 // mastra-tasks-drilldown.json
