@@ -139,7 +139,8 @@ export class TaskTracker {
   private expiryIds: string[] = [];
   private expiryAts: number[] = [];
   private expiryHead = 0;
-  private readonly counts = new Map<string, OpenCount>();
+  private readonly counts: OpenCount[] = [];
+  private readonly countsByPair = new Map<string, Map<string, Record<Phase, OpenCount | undefined>>>();
   // agentId/toolName repeat across every task: share one string per value instead of one per task (bounded).
   private readonly interned = new Map<string, string>();
 
@@ -294,13 +295,17 @@ export class TaskTracker {
   }
 
   private firstSight(event: TaskEvent, observedAt: number): Outcome {
-    const identity = this.identityOf(event);
     if (isTerminal(event.kind)) {
-      const finished = this.finishUnseen(identity, event, 'event', observedAt);
+      const finished = this.finishUnseen(this.identityOf(event), event, 'event', observedAt);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
+    // One literal in a fixed field order (no identity object spread into it): every open task shares one shape.
     const task: OpenTask = {
-      ...identity,
+      taskId: event.taskId,
+      agentId: this.intern(event.agentId),
+      toolName: this.intern(event.toolName),
+      toolCallId: event.toolCallId,
+      runId: event.runId,
       phase: 'running',
       firstSeenAt: observedAt,
       events: [],
@@ -412,10 +417,18 @@ export class TaskTracker {
   }
 
   private count(task: OpenTask, delta: 1 | -1): void {
-    const key = `${task.agentId}\u0000${task.toolName}\u0000${task.phase}`;
-    const c = this.counts.get(key);
+    // agent → tool → per-phase count, looked up without building a key string per change.
+    let tools = this.countsByPair.get(task.agentId);
+    if (tools === undefined) this.countsByPair.set(task.agentId, (tools = new Map()));
+    let phases = tools.get(task.toolName);
+    if (phases === undefined) tools.set(task.toolName, (phases = { running: undefined, suspended: undefined }));
+    const c = phases[task.phase];
     if (c) c.count += delta;
-    else if (delta > 0) this.counts.set(key, { agentId: task.agentId, toolName: task.toolName, phase: task.phase, count: 1 });
+    else if (delta > 0) {
+      const created: OpenCount = { agentId: task.agentId, toolName: task.toolName, phase: task.phase, count: 1 };
+      phases[task.phase] = created;
+      this.counts.push(created);
+    }
   }
 
   private identityOf(src: { agentId: string; toolName: string; toolCallId: string; runId: string } & ({ taskId: string } | { id: string })): TaskIdentity {
