@@ -36,9 +36,14 @@ export class Pipeline {
   private readonly now: () => number;
   private readonly inflight = new Set<Promise<void>>();
   private invalidLogged = 0;
+  // The sinks that observe live transitions and lookups, picked once (most sinks only observe finished tasks).
+  private readonly transitionSinks: TaskSink[];
+  private readonly lookupSinks: TaskSink[];
 
   constructor(private readonly deps: PipelineDeps) {
     this.now = deps.now ?? Date.now;
+    this.transitionSinks = (deps.sinks ?? []).filter((s) => typeof s.transition === 'function');
+    this.lookupSinks = (deps.sinks ?? []).filter((s) => typeof s.lookedUp === 'function');
   }
 
   /** An in-process chunk. */
@@ -165,10 +170,12 @@ export class Pipeline {
 
   /** Live transitions to the sinks that observe them (the event feed); a failing sink never breaks the pump. */
   private notify(t: Parameters<NonNullable<TaskSink['transition']>>[0]): void {
-    for (const sink of this.deps.sinks ?? []) {
-      if (!sink.transition) continue;
+    const sinks = this.transitionSinks;
+    if (sinks.length === 0) return;
+    const now = this.now();
+    for (const sink of sinks) {
       try {
-        sink.transition(t, this.now());
+        sink.transition!(t, now);
       } catch (error) {
         this.deps.logger.warn({ err: error }, 'task sink failed');
       }
@@ -176,10 +183,9 @@ export class Pipeline {
   }
 
   private notifyLookedUp(taskId: string): void {
-    for (const sink of this.deps.sinks ?? []) {
-      if (!sink.lookedUp) continue;
+    for (const sink of this.lookupSinks) {
       try {
-        sink.lookedUp(taskId, this.deps.tracker.get(taskId));
+        sink.lookedUp!(taskId, this.deps.tracker.get(taskId));
       } catch (error) {
         this.deps.logger.warn({ err: error }, 'task sink failed');
       }
