@@ -29,9 +29,12 @@ function withInfo(v: TaskView, info: TaskInfo | undefined): TaskView {
   return v;
 }
 
-// Views are built field by field into one literal (no intermediate identity object, no spread): one per event.
+// Views are built as one literal holding every field a view can get, unset ones undefined (JSON leaves them out): no
+// intermediate identity object, no spread, and no properties added afterwards (each addition past a literal's own
+// fields costs an extra backing-store allocation). One view per event.
 export function openView(task: OpenTask): TaskView {
-  const v: TaskView = {
+  const info = task.info;
+  return {
     taskId: task.taskId,
     toolName: task.toolName,
     toolCallId: task.toolCallId,
@@ -39,15 +42,18 @@ export function openView(task: OpenTask): TaskView {
     runId: task.runId,
     status: task.phase,
     outputCount: task.outputCount,
+    startedAt: task.startedAt ?? info?.startedAt,
+    suspendedAt: task.phase === 'suspended' ? task.suspendedAt : undefined,
+    resumedAt: task.lastResumedAt,
+    threadId: info?.threadId,
+    resourceId: info?.resourceId,
   };
-  if (task.startedAt !== undefined) v.startedAt = task.startedAt;
-  if (task.phase === 'suspended' && task.suspendedAt !== undefined) v.suspendedAt = task.suspendedAt;
-  if (task.lastResumedAt !== undefined) v.resumedAt = task.lastResumedAt;
-  return withInfo(v, task.info);
 }
 
 export function finishedView(task: FinishedTask, span: WrittenSpan | undefined): TaskView {
-  const v: TaskView = {
+  const info = task.info;
+  const failed = task.status === 'failed' || task.status === 'timed_out';
+  return {
     taskId: task.taskId,
     toolName: task.toolName,
     toolCallId: task.toolCallId,
@@ -56,18 +62,14 @@ export function finishedView(task: FinishedTask, span: WrittenSpan | undefined):
     status: task.status,
     completedAt: task.completedAt,
     outputCount: task.outputCount,
+    startedAt: task.startedAt ?? info?.startedAt,
+    durationMs: task.startedAt !== undefined ? Math.max(0, task.completedAt - task.startedAt) : undefined,
+    threadId: info?.threadId,
+    resourceId: info?.resourceId,
+    traceId: span?.traceId,
+    spanId: span?.spanId,
+    errorType: failed ? errorType(task.error, task.status) : undefined,
   };
-  if (task.startedAt !== undefined) {
-    v.startedAt = task.startedAt;
-    v.durationMs = Math.max(0, task.completedAt - task.startedAt);
-  }
-  withInfo(v, task.info);
-  if (span) {
-    v.traceId = span.traceId;
-    v.spanId = span.spanId;
-  }
-  if (task.status === 'failed' || task.status === 'timed_out') v.errorType = errorType(task.error, task.status);
-  return v;
 }
 
 export class EventFeed implements TaskSink {
