@@ -110,9 +110,11 @@ export class Enricher {
   }
 
   private async fetch(taskId: string): Promise<Result> {
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    // The timeout only matters to a getTask that takes a signal (a remote source); one declared without it (in
+    // process) could never see it, and AbortSignal.timeout costs a timer per lookup (~10 µs).
+    const getTask = this.source.getTask;
     try {
-      const record = await this.source.getTask(taskId, signal);
+      const record = await (getTask.length >= 2 ? this.source.getTask(taskId, AbortSignal.timeout(this.options.timeoutMs)) : this.source.getTask(taskId));
       if (record === null) this.onFailure('not_found', taskId);
       return record ?? undefined;
     } catch (error) {
