@@ -299,7 +299,9 @@ export class TaskTracker {
       const finished = this.finishUnseen(this.identityOf(event), event, 'event', observedAt);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
-    // One literal in a fixed field order (no identity object spread into it): every open task shares one shape.
+    // One literal holding every field an open task can get (unset ones undefined), in a fixed order, with no identity
+    // object spread into it: every open task keeps one shape, so the code reading tasks stays monomorphic, and no
+    // task grows a second backing store when a field is set later.
     const task: OpenTask = {
       taskId: event.taskId,
       agentId: this.intern(event.agentId),
@@ -308,13 +310,16 @@ export class TaskTracker {
       runId: event.runId,
       phase: 'running',
       firstSeenAt: observedAt,
+      // Only `running` carries the first start; `resumed` carries the resume time, and the rest carry none.
+      startedAt: event.kind === 'running' ? event.at : undefined,
+      suspendedAt: undefined,
+      lastResumedAt: undefined,
       events: [],
       outputCount: 0,
+      args: this.options.keepArgs ? event.args : undefined,
+      info: undefined,
       queueWaitObserved: false,
     };
-    // Only `running` carries the first start; `resumed` carries the resume time, and the rest carry none.
-    if (event.kind === 'running') task.startedAt = event.at;
-    if (this.options.keepArgs && event.args !== undefined) task.args = event.args;
     this.open.set(task.taskId, task);
     this.count(task, +1);
     const transitions: Transition[] = [{ type: 'started', task }];
