@@ -198,7 +198,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     maxFrameBytes: config.source.maxFrameBytes,
     now,
     sinks: [
-      new EventFeed(hub, { exporting: tracing.exporting }),
+      new EventFeed(hub, { exporting: tracing.exporting, holdForLookup: config.enrichment.enabled }),
       spanIndex,
       ...(options.sinks ?? []),
       // Without an exporter there is no acknowledgement to wait for: a task is done when its telemetry is recorded.

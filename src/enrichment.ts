@@ -21,6 +21,9 @@ export const DEFAULT_ENRICHMENT: EnrichmentOptions = { enabled: true, concurrenc
 
 type Result = TaskRecord | undefined;
 
+/** finishedNow(): the answer needs a lookup (or waits on one under way). */
+export const NEEDS_LOOKUP: unique symbol = Symbol('needs lookup');
+
 export class Enricher {
   private readonly pending = new Map<string, Promise<Result>>();
   private readonly cache = new Map<string, TaskRecord>();
@@ -57,6 +60,23 @@ export class Enricher {
     return this.start(taskId, true);
   }
 
+  get enabled(): boolean {
+    return this.options.enabled;
+  }
+
+  /**
+   * forFinished()'s answer when it is known without waiting (enrichment off, or a cached record that is not stale;
+   * the cached record is consumed, as forFinished does), else NEEDS_LOOKUP with nothing changed: call forFinished.
+   */
+  finishedNow(taskId: string, stale: (record: TaskRecord) => boolean): Result | typeof NEEDS_LOOKUP {
+    if (!this.options.enabled) return undefined;
+    if (this.pending.has(taskId)) return NEEDS_LOOKUP;
+    const cached = this.cache.get(taskId);
+    if (cached === undefined || stale(cached)) return NEEDS_LOOKUP;
+    this.cache.delete(taskId);
+    return cached;
+  }
+
   get inFlight(): number {
     return this.active + this.queue.length;
   }
@@ -90,9 +110,11 @@ export class Enricher {
   }
 
   private async fetch(taskId: string): Promise<Result> {
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    // The timeout only matters to a getTask that takes a signal (a remote source); one declared without it (in
+    // process) could never see it, and AbortSignal.timeout costs a timer per lookup (~10 µs).
+    const getTask = this.source.getTask;
     try {
-      const record = await this.source.getTask(taskId, signal);
+      const record = await (getTask.length >= 2 ? this.source.getTask(taskId, AbortSignal.timeout(this.options.timeoutMs)) : this.source.getTask(taskId));
       if (record === null) this.onFailure('not_found', taskId);
       return record ?? undefined;
     } catch (error) {

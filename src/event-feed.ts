@@ -17,49 +17,72 @@ export interface EventFeedOptions {
   /** Whether spans leave the process: trace ids are only published for spans that exist somewhere. */
   exporting: boolean;
   maxHeldPerTask?: number;
+  /** Whether new tasks get a first lookup (enrichment on): only then are their events held for it. Default true. */
+  holdForLookup?: boolean;
 }
 
 function withInfo(v: TaskView, info: TaskInfo | undefined): TaskView {
-  if (info?.threadId !== undefined) v.threadId = info.threadId;
-  if (info?.resourceId !== undefined) v.resourceId = info.resourceId;
-  if (v.startedAt === undefined && info?.startedAt !== undefined) v.startedAt = info.startedAt;
+  if (info === undefined) return v;
+  if (info.threadId !== undefined) v.threadId = info.threadId;
+  if (info.resourceId !== undefined) v.resourceId = info.resourceId;
+  if (v.startedAt === undefined && info.startedAt !== undefined) v.startedAt = info.startedAt;
   return v;
 }
 
-const identity = (t: OpenTask | FinishedTask) => ({ taskId: t.taskId, toolName: t.toolName, toolCallId: t.toolCallId, agentId: t.agentId, runId: t.runId });
-
+// Views are built as one literal holding every field a view can get, unset ones undefined (JSON leaves them out): no
+// intermediate identity object, no spread, and no properties added afterwards (each addition past a literal's own
+// fields costs an extra backing-store allocation). One view per event.
 export function openView(task: OpenTask): TaskView {
-  const v: TaskView = { ...identity(task), status: task.phase, outputCount: task.outputCount };
-  if (task.startedAt !== undefined) v.startedAt = task.startedAt;
-  if (task.phase === 'suspended' && task.suspendedAt !== undefined) v.suspendedAt = task.suspendedAt;
-  if (task.lastResumedAt !== undefined) v.resumedAt = task.lastResumedAt;
-  return withInfo(v, task.info);
+  const info = task.info;
+  return {
+    taskId: task.taskId,
+    toolName: task.toolName,
+    toolCallId: task.toolCallId,
+    agentId: task.agentId,
+    runId: task.runId,
+    status: task.phase,
+    outputCount: task.outputCount,
+    startedAt: task.startedAt ?? info?.startedAt,
+    suspendedAt: task.phase === 'suspended' ? task.suspendedAt : undefined,
+    resumedAt: task.lastResumedAt,
+    threadId: info?.threadId,
+    resourceId: info?.resourceId,
+  };
 }
 
 export function finishedView(task: FinishedTask, span: WrittenSpan | undefined): TaskView {
-  const v: TaskView = { ...identity(task), status: task.status, completedAt: task.completedAt, outputCount: task.outputCount };
-  if (task.startedAt !== undefined) {
-    v.startedAt = task.startedAt;
-    v.durationMs = Math.max(0, task.completedAt - task.startedAt);
-  }
-  withInfo(v, task.info);
-  if (span) {
-    v.traceId = span.traceId;
-    v.spanId = span.spanId;
-  }
-  if (task.status === 'failed' || task.status === 'timed_out') v.errorType = errorType(task.error, task.status);
-  return v;
+  const info = task.info;
+  const failed = task.status === 'failed' || task.status === 'timed_out';
+  return {
+    taskId: task.taskId,
+    toolName: task.toolName,
+    toolCallId: task.toolCallId,
+    agentId: task.agentId,
+    runId: task.runId,
+    status: task.status,
+    completedAt: task.completedAt,
+    outputCount: task.outputCount,
+    startedAt: task.startedAt ?? info?.startedAt,
+    durationMs: task.startedAt !== undefined ? Math.max(0, task.completedAt - task.startedAt) : undefined,
+    threadId: info?.threadId,
+    resourceId: info?.resourceId,
+    traceId: span?.traceId,
+    spanId: span?.spanId,
+    errorType: failed ? errorType(task.error, task.status) : undefined,
+  };
 }
 
 export class EventFeed implements TaskSink {
   private readonly held = new Map<string, BridgeEvent[]>();
   private readonly maxHeld: number;
+  private readonly holdForLookup: boolean;
 
   constructor(
     private readonly hub: EventHub,
     private readonly options: EventFeedOptions,
   ) {
     this.maxHeld = options.maxHeldPerTask ?? 64;
+    this.holdForLookup = options.holdForLookup ?? true;
   }
 
   /** Tasks whose events wait for their first lookup. */
@@ -84,13 +107,13 @@ export class EventFeed implements TaskSink {
             ? (task.resumedAt ?? observedAt)
             : observedAt;
     const event: BridgeEvent = { type: t.type, at, task };
-    const queue = this.held.get(id);
+    const queue = this.held.size > 0 ? this.held.get(id) : undefined;
     if (queue) {
       queue.push(event);
       if (queue.length >= this.maxHeld) this.release(id, undefined);
       return;
     }
-    if (t.type === 'started' && t.task.info === undefined) {
+    if (t.type === 'started' && t.task.info === undefined && this.holdForLookup) {
       this.held.set(id, [event]);
       return;
     }
@@ -108,9 +131,13 @@ export class EventFeed implements TaskSink {
   }
 
   private release(taskId: string, info: TaskInfo | undefined): void {
+    if (this.held.size === 0) return;
     const queue = this.held.get(taskId);
     if (!queue) return;
     this.held.delete(taskId);
-    for (const e of queue) this.hub.publish({ ...e, task: withInfo(e.task, info) });
+    for (const e of queue) {
+      withInfo(e.task, info);
+      this.hub.publish(e);
+    }
   }
 }

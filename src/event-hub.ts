@@ -6,7 +6,9 @@
 // of open tasks as published (the connect snapshot, consistent with the ids), a short list of recently finished
 // tasks, and the resume decision (replay, or reset + snapshot when the id is older than the buffer or unknown).
 // Must not: do I/O, read a clock (event times come in the events), or hold per-client buffers (the HTTP adapter does,
-// capped). Every frame is serialised once, whatever the number of subscribers.
+// capped). Every frame is serialised at most once, whatever the number of subscribers, and only when needed: with no
+// matching subscriber an event is kept unserialised (published events are never mutated), and its frame is built the
+// first time a replay asks for it.
 //
 // Payload contents (args, results, output chunks, suspend payloads, error messages) are never part of an event: they
 // may hold secrets, and the board does not need them.
@@ -87,7 +89,8 @@ export interface Subscription {
 interface Stored {
   seq: number;
   event: BridgeEvent;
-  frame: string;
+  /** Built on first use (live delivery or replay). */
+  frame: string | undefined;
 }
 
 interface Subscriber {
@@ -142,9 +145,17 @@ export class EventHub {
   /** Number an event, keep it, update the open-task view, and deliver it to every matching subscriber. */
   publish(event: BridgeEvent): string {
     const seq = ++this.seq;
-    const id = this.idOf(seq);
-    const frame = `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
-    this.ring[seq % this.options.bufferSize] = { seq, event, frame };
+    const slot = seq % this.options.bufferSize;
+    const prev = this.ring[slot];
+    let stored: Stored;
+    if (prev === undefined) this.ring[slot] = stored = { seq, event, frame: undefined };
+    else {
+      // Reuse the evicted slot's holder: one object per ring slot, not one per event.
+      stored = prev;
+      stored.seq = seq;
+      stored.event = event;
+      stored.frame = undefined;
+    }
     const t = event.task;
     if (event.type === 'finished') {
       this.open.delete(t.taskId);
@@ -153,8 +164,10 @@ export class EventHub {
     } else {
       this.open.set(t.taskId, t);
     }
-    for (const s of this.subscribers) if (matches(s.filter, t, event.type)) s.deliver(frame);
-    return id;
+    if (this.subscribers.size > 0) {
+      for (const s of this.subscribers) if (matches(s.filter, t, event.type)) s.deliver(this.frameOf(stored));
+    }
+    return this.idOf(seq);
   }
 
   /** Drop an open task from the view without an event (the tracker evicted it at its cap). */
@@ -180,7 +193,7 @@ export class EventHub {
         const frames: string[] = [];
         for (let s = from + 1; s <= this.seq; s++) {
           const stored = this.ring[s % this.options.bufferSize]!;
-          if (matches(filter, stored.event.task, stored.event.type)) frames.push(stored.frame);
+          if (matches(filter, stored.event.task, stored.event.type)) frames.push(this.frameOf(stored));
         }
         opening = { kind: 'replay', frames };
       }
@@ -188,6 +201,10 @@ export class EventHub {
     const sub: Subscriber = { filter, deliver };
     this.subscribers.add(sub);
     return { opening, unsubscribe: () => void this.subscribers.delete(sub) };
+  }
+
+  private frameOf(stored: Stored): string {
+    return (stored.frame ??= `id: ${this.idOf(stored.seq)}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
   }
 
   private idOf(seq: number): string {

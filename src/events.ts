@@ -178,7 +178,8 @@ export function parseEvent(chunk: unknown): Parsed<TaskEvent> {
  */
 export function parseFrame(data: string, maxBytes: number): Parsed<TaskEvent> {
   // string length counts UTF-16 units; a unit is at least one byte, so this never lets a larger frame through.
-  if (data.length > maxBytes || Buffer.byteLength(data, 'utf8') > maxBytes) {
+  // A unit is at most three bytes, so the exact count is only needed for frames that could be near the limit.
+  if (data.length > maxBytes || (data.length * 3 > maxBytes && Buffer.byteLength(data, 'utf8') > maxBytes)) {
     return { ok: false, reason: 'oversized', detail: `frame larger than ${maxBytes} bytes` };
   }
   let json: unknown;

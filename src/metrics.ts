@@ -88,6 +88,17 @@ export interface Exemplar {
 }
 
 type Labels = { agent_id: string; tool_name: string };
+type StatusLabels = Labels & { status: FinalStatus };
+
+/** One bounded (agent_id, tool_name) series pair: shared label objects, and counts not yet handed to prom-client. */
+interface Pair {
+  labels: Labels;
+  byStatus: Record<FinalStatus, StatusLabels>;
+  started: number;
+  output: number;
+}
+
+const EVENT_LABELS: readonly EventLabel[] = [...EVENT_KINDS, 'unknown'];
 
 /** Bounds a label's distinct values; the rest fold into `_other`, counted per label. */
 class LabelBound {
@@ -141,6 +152,13 @@ export class BridgeMetrics {
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
+  // Hot-path caches. prom-client hashes and validates the labels of every inc(); the per-event counters are instead
+  // counted here and handed over in their collect() (every read — scrape, get() — runs it first), so what a scrape
+  // sees is exact. Raw agent → raw tool → pair, only for values both bounds admitted (admitted values stay admitted).
+  private readonly pairsByLabel = new Map<string, Pair>();
+  private readonly pairsByRaw = new Map<string, Map<string, Pair>>();
+  private readonly eventCounts = new Array<number>(EVENT_LABELS.length * EVENT_RESULTS.length).fill(0);
+  private lastEventAt: number | undefined;
   private readonly counterNames = new Map<object, string>();
   private renderQueue: Promise<unknown> = Promise.resolve();
 
@@ -163,11 +181,19 @@ export class BridgeMetrics {
     this.tools = new LabelBound('tool_name', max, this.labelOverflow);
     for (const label of ['agent_id', 'tool_name']) this.labelOverflow.inc({ label }, 0);
 
+    const pairs = this.pairsByLabel;
     this.started = new Counter({
       name: 'mastra_background_task_started_total',
       help: 'Background tasks that started running.',
       labelNames: ['agent_id', 'tool_name'],
       registers,
+      collect() {
+        for (const p of pairs.values()) {
+          if (p.started === 0) continue;
+          this.inc(p.labels, p.started);
+          p.started = 0;
+        }
+      },
     });
     this.finished = new Counter({
       name: 'mastra_background_task_finished_total',
@@ -278,6 +304,13 @@ export class BridgeMetrics {
       help: 'Output chunks background tasks streamed while running.',
       labelNames: ['agent_id', 'tool_name'],
       registers,
+      collect() {
+        for (const p of pairs.values()) {
+          if (p.output === 0) continue;
+          this.inc(p.labels, p.output);
+          p.output = 0;
+        }
+      },
     });
     this.sourceUpGauge = new Gauge({
       name: 'mastra_task_bridge_source_up',
@@ -291,18 +324,33 @@ export class BridgeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    const eventCounts = this.eventCounts;
+    const eventLabels = EVENT_LABELS.flatMap((event) => EVENT_RESULTS.map((result) => ({ event, result })));
     this.events = new Counter({
       name: 'mastra_task_bridge_events_total',
       help: 'Upstream events by type and what the bridge did with them (applied, duplicate, out_of_order, invalid).',
       labelNames: ['event', 'result'],
       registers,
+      collect() {
+        for (let i = 0; i < eventCounts.length; i++) {
+          const n = eventCounts[i] as number;
+          if (n === 0) continue;
+          this.inc(eventLabels[i] as { event: string; result: string }, n);
+          eventCounts[i] = 0;
+        }
+      },
     });
     for (const event of [...EVENT_KINDS, 'unknown'])
       for (const result of EVENT_RESULTS) this.events.inc({ event, result }, 0);
+    const lastEventAt = (): number | undefined => this.lastEventAt;
     this.lastEvent = new Gauge({
       name: 'mastra_task_bridge_last_event_timestamp_seconds',
       help: 'Unix time the bridge last received an upstream event (0 before the first).',
       registers,
+      collect() {
+        const at = lastEventAt();
+        if (at !== undefined) this.set(at);
+      },
     });
     this.lastEvent.set(0);
     this.reconciledCounter = new Counter({
@@ -382,25 +430,42 @@ export class BridgeMetrics {
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry as unknown as Registry });
   }
 
-  private labels(agentId: string, toolName: string): Labels {
-    const labels = { agent_id: this.agents.value(agentId), tool_name: this.tools.value(toolName) };
-    const key = `${labels.agent_id}\u0000${labels.tool_name}`;
+  private pair(agentId: string, toolName: string): Pair {
+    const hit = this.pairsByRaw.get(agentId)?.get(toolName);
+    if (hit !== undefined) return hit;
+    const agent_id = this.agents.value(agentId);
+    const tool_name = this.tools.value(toolName);
+    const key = `${agent_id}\u0000${tool_name}`;
+    let p = this.pairsByLabel.get(key);
+    if (p === undefined) {
+      const labels: Labels = { agent_id, tool_name };
+      const byStatus = {} as Record<FinalStatus, StatusLabels>;
+      for (const status of FINAL_STATUSES) byStatus[status] = { agent_id, tool_name, status };
+      p = { labels, byStatus, started: 0, output: 0 };
+      this.pairsByLabel.set(key, p);
+    }
     if (!this.knownPairs.has(key)) {
       // Known series start at 0 so rate() and absent-based alerts see them before the first failure.
       this.knownPairs.add(key);
-      this.started.inc(labels, 0);
-      this.outputChunks.inc(labels, 0);
-      for (const status of FINAL_STATUSES) this.finished.inc({ labels: { ...labels, status }, value: 0 });
+      this.started.inc(p.labels, 0);
+      this.outputChunks.inc(p.labels, 0);
+      for (const status of FINAL_STATUSES) this.finished.inc({ labels: { ...p.labels, status }, value: 0 });
     }
-    return labels;
+    // Cache by raw values only when neither folded into `_other` (folding is counted per occurrence).
+    if (agent_id !== OVERFLOW_LABEL_VALUE && tool_name !== OVERFLOW_LABEL_VALUE) {
+      let tools = this.pairsByRaw.get(agentId);
+      if (tools === undefined) this.pairsByRaw.set(agentId, (tools = new Map()));
+      tools.set(toolName, p);
+    }
+    return p;
   }
 
   taskStarted(agentId: string, toolName: string): void {
-    this.started.inc(this.labels(agentId, toolName));
+    this.pair(agentId, toolName).started++;
   }
 
   taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
-    const labels = { ...this.labels(agentId, toolName), status };
+    const labels = this.pair(agentId, toolName).byStatus[status];
     // Exemplar-enabled metrics take one options object (prom-client swaps inc/observe for them). Its types name the
     // exemplar labels after the metric's own labels; any names are valid in OpenMetrics, hence the cast.
     const exemplarLabels = (exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : {}) as never;
@@ -409,25 +474,31 @@ export class BridgeMetrics {
   }
 
   queueWaited(agentId: string, toolName: string, seconds: number): void {
-    this.queueWait.observe(this.labels(agentId, toolName), seconds);
+    this.queueWait.observe(this.pair(agentId, toolName).labels, seconds);
   }
 
   resumedAfter(agentId: string, toolName: string, seconds: number): void {
-    this.suspended.observe(this.labels(agentId, toolName), seconds);
+    this.suspended.observe(this.pair(agentId, toolName).labels, seconds);
   }
 
   outputChunk(agentId: string, toolName: string): void {
-    this.outputChunks.inc(this.labels(agentId, toolName));
+    this.pair(agentId, toolName).output++;
   }
 
   /** Pre-register a pair so its series exist at 0 (e.g. from a snapshot task). */
   touch(agentId: string, toolName: string): void {
-    this.labels(agentId, toolName);
+    this.pair(agentId, toolName);
   }
 
   event(event: EventLabel, result: EventResult, atSeconds?: number): void {
-    this.events.inc({ event, result });
-    if (atSeconds !== undefined) this.lastEvent.set(atSeconds);
+    const e = EVENT_LABELS.indexOf(event);
+    const r = EVENT_RESULTS.indexOf(result);
+    if (e < 0 || r < 0) this.events.inc({ event, result }); // not a declared label value: let prom-client judge it
+    else {
+      const i = e * EVENT_RESULTS.length + r;
+      this.eventCounts[i] = (this.eventCounts[i] as number) + 1;
+    }
+    if (atSeconds !== undefined) this.lastEventAt = atSeconds;
   }
 
   sourceUp(up: boolean): void {

@@ -7,10 +7,10 @@
 
 import type { Logger } from 'pino';
 import { type Parsed, type TaskEvent, type TaskRecord, parseEvent, parseFrame } from './events.js';
-import type { Enricher } from './enrichment.js';
+import { type Enricher, NEEDS_LOOKUP } from './enrichment.js';
 import type { BridgeMetrics, EventLabel } from './metrics.js';
 import type { PlacementResolver } from './placement.js';
-import type { SpanWriter, WrittenSpan } from './spans.js';
+import type { Placement, SpanWriter, WrittenSpan } from './spans.js';
 import type { TaskSink } from './sinks.js';
 import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';
 
@@ -29,13 +29,21 @@ export interface PipelineDeps {
   sinks?: TaskSink[];
 }
 
+// Retries publish nothing, so a record read while the task ran may be stale when it could have retried.
+const mayBeStale = (r: TaskRecord): boolean => (r.maxRetries ?? 0) > 0 || r.status === 'pending';
+
 export class Pipeline {
   private readonly now: () => number;
   private readonly inflight = new Set<Promise<void>>();
   private invalidLogged = 0;
+  // The sinks that observe live transitions and lookups, picked once (most sinks only observe finished tasks).
+  private readonly transitionSinks: TaskSink[];
+  private readonly lookupSinks: TaskSink[];
 
   constructor(private readonly deps: PipelineDeps) {
     this.now = deps.now ?? Date.now;
+    this.transitionSinks = (deps.sinks ?? []).filter((s) => typeof s.transition === 'function');
+    this.lookupSinks = (deps.sinks ?? []).filter((s) => typeof s.lookedUp === 'function');
   }
 
   /** An in-process chunk. */
@@ -106,6 +114,10 @@ export class Pipeline {
           for (const x of tracker.enrich(t.task.taskId, record)) this.transition(x);
           this.notify(t);
           this.notifyLookedUp(t.task.taskId);
+        } else if (!enricher.enabled) {
+          // No lookup to wait for: it ends now.
+          this.notify(t);
+          this.notifyLookedUp(t.task.taskId);
         } else {
           const taskId = t.task.taskId;
           this.notify(t);
@@ -134,8 +146,20 @@ export class Pipeline {
         this.notify(t);
         return;
       case 'finished': {
-        const p = this.finish(t.task, record).catch((error) => {
-          this.deps.logger.error({ err: error, taskId: t.task.taskId }, 'failed to finish task telemetry');
+        const task = t.task;
+        // Fast path: when neither the record nor the placement needs a lookup, finish now (no promises per task).
+        const now = record ?? this.deps.enricher.finishedNow(task.taskId, mayBeStale);
+        const where = now === NEEDS_LOOKUP ? undefined : this.deps.placement.immediate(task);
+        if (now !== NEEDS_LOOKUP && where !== undefined) {
+          try {
+            this.complete(task, now, where);
+          } catch (error) {
+            this.deps.logger.error({ err: error, taskId: task.taskId }, 'failed to finish task telemetry');
+          }
+          return;
+        }
+        const p = this.finish(task, now).catch((error) => {
+          this.deps.logger.error({ err: error, taskId: task.taskId }, 'failed to finish task telemetry');
         });
         this.inflight.add(p);
         void p.finally(() => this.inflight.delete(p));
@@ -146,10 +170,12 @@ export class Pipeline {
 
   /** Live transitions to the sinks that observe them (the event feed); a failing sink never breaks the pump. */
   private notify(t: Parameters<NonNullable<TaskSink['transition']>>[0]): void {
-    for (const sink of this.deps.sinks ?? []) {
-      if (!sink.transition) continue;
+    const sinks = this.transitionSinks;
+    if (sinks.length === 0) return;
+    const now = this.now();
+    for (const sink of sinks) {
       try {
-        sink.transition(t, this.now());
+        sink.transition!(t, now);
       } catch (error) {
         this.deps.logger.warn({ err: error }, 'task sink failed');
       }
@@ -157,27 +183,30 @@ export class Pipeline {
   }
 
   private notifyLookedUp(taskId: string): void {
-    for (const sink of this.deps.sinks ?? []) {
-      if (!sink.lookedUp) continue;
+    for (const sink of this.lookupSinks) {
       try {
-        sink.lookedUp(taskId, this.deps.tracker.get(taskId));
+        sink.lookedUp!(taskId, this.deps.tracker.get(taskId));
       } catch (error) {
         this.deps.logger.warn({ err: error }, 'task sink failed');
       }
     }
   }
 
-  private async finish(task: FinishedTask, known?: TaskRecord): Promise<void> {
-    const { metrics, enricher, placement, spans } = this.deps;
-    // Retries publish nothing, so a record read while the task ran may be stale when it could have retried.
-    const record = known ?? (await enricher.forFinished(task.taskId, (r) => (r.maxRetries ?? 0) > 0 || r.status === 'pending'));
+  /** `known`: the record already settled (possibly undefined: none), or NEEDS_LOOKUP to ask the enricher. */
+  private async finish(task: FinishedTask, known: TaskRecord | undefined | typeof NEEDS_LOOKUP): Promise<void> {
+    const record = known === NEEDS_LOOKUP ? await this.deps.enricher.forFinished(task.taskId, mayBeStale) : known;
+    const where = this.deps.placement.immediate(task) ?? (await this.deps.placement.resolve(task));
+    this.complete(task, record, where);
+  }
+
+  private complete(task: FinishedTask, record: TaskRecord | undefined, where: Placement): void {
+    const { metrics, spans } = this.deps;
     const { queueWaitMs } = completeWithRecord(task, record);
     if (queueWaitMs !== undefined) metrics.queueWaited(task.agentId, task.toolName, queueWaitMs / 1000);
     // A task first seen at its end was not counted as started; it did start unless it was cancelled while pending.
     if (!task.startCounted && (task.status !== 'cancelled' || task.startedAt !== undefined)) {
       metrics.taskStarted(task.agentId, task.toolName);
     }
-    const where = await placement.resolve(task);
     const span: WrittenSpan = spans.write(task, where);
     const exemplar = this.deps.exporting && span.sampled ? { traceId: span.traceId, spanId: span.spanId } : undefined;
     if (!exemplar) metrics.spanOutcome('dropped');

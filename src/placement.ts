@@ -35,6 +35,12 @@ export class PlacementResolver {
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {}
 
+  /** The placement when it needs no lookup (mode run/none, or auto while paused), else undefined: call resolve(). */
+  immediate(task: { taskId: string; runId: string }): Placement | undefined {
+    if (this.options.mode !== 'auto' || this.now() < this.pausedUntil) return fallbackPlacement(task, this.options.mode);
+    return undefined;
+  }
+
   async resolve(task: { taskId: string; runId: string; toolCallId: string }): Promise<Placement> {
     const fallback = fallbackPlacement(task, this.options.mode);
     if (this.options.mode !== 'auto' || this.now() < this.pausedUntil) return fallback;

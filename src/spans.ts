@@ -11,7 +11,7 @@
 //   and its spans share the trace with its tasks.
 // - trace id of a lone task (parent mode `none`) = first 32 hex of sha256("mastra-task-bridge/trace/" + taskId).
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { errorType } from './events.js';
 import type { Tracing } from './telemetry.js';
@@ -47,8 +47,11 @@ export const DEFAULT_SPAN_CONTENT: SpanContent = {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ZERO_TRACE = '0'.repeat(32);
 
+// One-shot hash (Node ≥ 20.12) when present: same digest, without a Hash object per call.
+const oneShot = typeof hash === 'function' ? hash : undefined;
+
 function sha256Hex(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
+  return oneShot ? oneShot('sha256', s, 'hex') : createHash('sha256').update(s).digest('hex');
 }
 
 export function runTraceId(runId: string): string {

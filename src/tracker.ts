@@ -139,7 +139,8 @@ export class TaskTracker {
   private expiryIds: string[] = [];
   private expiryAts: number[] = [];
   private expiryHead = 0;
-  private readonly counts = new Map<string, OpenCount>();
+  private readonly counts: OpenCount[] = [];
+  private readonly countsByPair = new Map<string, Map<string, Record<Phase, OpenCount | undefined>>>();
   // agentId/toolName repeat across every task: share one string per value instead of one per task (bounded).
   private readonly interned = new Map<string, string>();
 
@@ -294,22 +295,31 @@ export class TaskTracker {
   }
 
   private firstSight(event: TaskEvent, observedAt: number): Outcome {
-    const identity = this.identityOf(event);
     if (isTerminal(event.kind)) {
-      const finished = this.finishUnseen(identity, event, 'event', observedAt);
+      const finished = this.finishUnseen(this.identityOf(event), event, 'event', observedAt);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
+    // One literal holding every field an open task can get (unset ones undefined), in a fixed order, with no identity
+    // object spread into it: every open task keeps one shape, so the code reading tasks stays monomorphic, and no
+    // task grows a second backing store when a field is set later.
     const task: OpenTask = {
-      ...identity,
+      taskId: event.taskId,
+      agentId: this.intern(event.agentId),
+      toolName: this.intern(event.toolName),
+      toolCallId: event.toolCallId,
+      runId: event.runId,
       phase: 'running',
       firstSeenAt: observedAt,
+      // Only `running` carries the first start; `resumed` carries the resume time, and the rest carry none.
+      startedAt: event.kind === 'running' ? event.at : undefined,
+      suspendedAt: undefined,
+      lastResumedAt: undefined,
       events: [],
       outputCount: 0,
+      args: this.options.keepArgs ? event.args : undefined,
+      info: undefined,
       queueWaitObserved: false,
     };
-    // Only `running` carries the first start; `resumed` carries the resume time, and the rest carry none.
-    if (event.kind === 'running') task.startedAt = event.at;
-    if (this.options.keepArgs && event.args !== undefined) task.args = event.args;
     this.open.set(task.taskId, task);
     this.count(task, +1);
     const transitions: Transition[] = [{ type: 'started', task }];
@@ -412,10 +422,18 @@ export class TaskTracker {
   }
 
   private count(task: OpenTask, delta: 1 | -1): void {
-    const key = `${task.agentId}\u0000${task.toolName}\u0000${task.phase}`;
-    const c = this.counts.get(key);
+    // agent → tool → per-phase count, looked up without building a key string per change.
+    let tools = this.countsByPair.get(task.agentId);
+    if (tools === undefined) this.countsByPair.set(task.agentId, (tools = new Map()));
+    let phases = tools.get(task.toolName);
+    if (phases === undefined) tools.set(task.toolName, (phases = { running: undefined, suspended: undefined }));
+    const c = phases[task.phase];
     if (c) c.count += delta;
-    else if (delta > 0) this.counts.set(key, { agentId: task.agentId, toolName: task.toolName, phase: task.phase, count: 1 });
+    else if (delta > 0) {
+      const created: OpenCount = { agentId: task.agentId, toolName: task.toolName, phase: task.phase, count: 1 };
+      phases[task.phase] = created;
+      this.counts.push(created);
+    }
   }
 
   private identityOf(src: { agentId: string; toolName: string; toolCallId: string; runId: string } & ({ taskId: string } | { id: string })): TaskIdentity {
