@@ -7,6 +7,7 @@
 import { type TaskRecord, parseTaskRecord } from '../events.js';
 import { findToolCallSpan, hasTraceStorage } from './mastra-traces.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
+import { sleepUnlessAborted } from '../sleep.js';
 
 interface ManagerLike {
   stream(options?: { abortSignal?: AbortSignal; includeExisting?: boolean }): ReadableStream<unknown>;
@@ -60,7 +61,7 @@ export class InProcessSource implements TaskSource {
         return;
       }
       sink.disconnected(reason, error);
-      await delay(RESUBSCRIBE_DELAY_MS, signal);
+      await sleepUnlessAborted(RESUBSCRIBE_DELAY_MS, signal);
     }
   }
 
@@ -109,17 +110,4 @@ export class InProcessSource implements TaskSource {
       return false;
     }
   }
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -11,6 +11,7 @@ import { createParser } from 'eventsource-parser';
 import type { Logger } from 'pino';
 import { type TaskRecord, parseTaskRecord } from '../events.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
+import { sleepUnlessAborted } from '../sleep.js';
 
 export interface RemoteSourceOptions {
   baseUrl: string;
@@ -66,7 +67,7 @@ export class RemoteSource implements TaskSource {
       if (wasConnected) attempt = 0;
       // Bad credentials will not fix themselves quickly: retry at the cap, never in a tight loop.
       const delay = reason === 'unauthorized' ? this.backoff.maxMs : this.delayFor(attempt++);
-      await sleep(delay, signal);
+      await sleepUnlessAborted(delay, signal);
     }
   }
 
@@ -206,8 +207,6 @@ export class RemoteSource implements TaskSource {
     return out;
   }
 
-  private tracesUnavailable = false;
-
   /** runId → its trace ids (a run's trace id never changes): one list request per run, bounded. */
   private readonly runTraces = new Map<string, string[]>();
 
@@ -236,8 +235,7 @@ export class RemoteSource implements TaskSource {
     });
     // No observability storage on the server: the route answers an error. Auto placement falls back.
     if (list.status >= 400 || list.status === 0) {
-      this.tracesUnavailable = list.status >= 400;
-      return this.tracesUnavailable ? undefined : [];
+      return list.status >= 400 ? undefined : [];
     }
     const roots = (list.body as { spans?: { traceId?: unknown }[] } | undefined)?.spans ?? [];
     return [...new Set(roots.map((r) => r.traceId).filter((t): t is string => typeof t === 'string'))];
@@ -264,17 +262,4 @@ function classify(error: unknown, headersTimedOut: boolean): string {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
   if (e?.name === 'AbortError') return 'aborted';
   return 'error';
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
