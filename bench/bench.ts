@@ -21,7 +21,7 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { startBridge } from '../src/bridge.js';
+import { startBridge, trackerOptions } from '../src/bridge.js';
 import { ConfigSchema } from '../src/config.js';
 import { Enricher } from '../src/enrichment.js';
 import { parseFrame, parseTaskRecord } from '../src/events.js';
@@ -269,14 +269,7 @@ const STAGES: Stage[] = ['parse+tracker (no-op metrics, no-op spans)', '+ real m
 function stagePipeline(stage: number): { pipeline: Pipeline; flush: () => Promise<void>; exporter?: SerialisingExporter } {
   const config = ConfigSchema.parse({ enrichment: { enabled: false }, traces: { parent: 'run' } });
   const source = new BenchSource();
-  const tracker = new TaskTracker({
-    maxOpenTasks: config.tracker.maxOpenTasks,
-    dedupeWindowMs: config.tracker.dedupeWindowSeconds * 1000,
-    maxTombstones: config.tracker.maxFinishedIds,
-    maxOutputEvents: config.traces.maxOutputEvents,
-    keepArgs: config.traces.recordArgs,
-    keepOutput: config.traces.recordOutput,
-  });
+  const tracker = new TaskTracker(trackerOptions(config));
   const noop = (): void => undefined;
   const metrics =
     stage >= 1

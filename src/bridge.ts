@@ -20,7 +20,7 @@ import { RemoteSource } from './sources/remote.js';
 import type { SourceSink, TaskSource } from './sources/types.js';
 import { SpanWriter } from './spans.js';
 import { type Tracing, createTracing } from './telemetry.js';
-import { TaskTracker } from './tracker.js';
+import { TaskTracker, type TrackerOptions } from './tracker.js';
 import { VERSION } from './version.js';
 
 export interface StartBridgeOptions {
@@ -60,6 +60,18 @@ export interface BridgeHandle {
   close(): Promise<void>;
 }
 
+/** The tracker's options from the configuration (the bridge and the benchmark build their tracker alike). */
+export function trackerOptions(config: BridgeConfig): Partial<TrackerOptions> {
+  return {
+    maxOpenTasks: config.tracker.maxOpenTasks,
+    dedupeWindowMs: config.tracker.dedupeWindowSeconds * 1000,
+    maxTombstones: config.tracker.maxFinishedIds,
+    maxOutputEvents: config.traces.maxOutputEvents,
+    keepArgs: config.traces.recordArgs,
+    keepOutput: config.traces.recordOutput,
+  };
+}
+
 export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const config = ConfigSchema.parse(options.config ?? {});
   const logger = options.logger ?? pino({ level: config.log.level, name: 'mastra-task-bridge' });
@@ -80,14 +92,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   } else throw new Error('startBridge needs { mastra } (in process), { source }, or config.source.mastraUrl (a remote Mastra server)');
   const mode = options.mode ?? (source.kind === 'remote' ? 'remote' : 'in-process');
 
-  const tracker = new TaskTracker({
-    maxOpenTasks: config.tracker.maxOpenTasks,
-    dedupeWindowMs: config.tracker.dedupeWindowSeconds * 1000,
-    maxTombstones: config.tracker.maxFinishedIds,
-    maxOutputEvents: config.traces.maxOutputEvents,
-    keepArgs: config.traces.recordArgs,
-    keepOutput: config.traces.recordOutput,
-  });
+  const tracker = new TaskTracker(trackerOptions(config));
   const hub = new EventHub({ bufferSize: config.events.bufferSize, recentFinished: 200 });
   const metrics = new BridgeMetrics({
     version: VERSION,
