@@ -213,7 +213,6 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   reconciler = new Reconciler(
     { source, pipeline, tracker, metrics, logger: logger.child({ component: 'reconcile' }), now, scanFrom },
     {
-      intervalMs: config.reconcile.intervalSeconds * 1000,
       perPage: config.reconcile.perPage,
       maxPages: config.reconcile.maxPages,
       overlapMs: config.reconcile.overlapSeconds * 1000,

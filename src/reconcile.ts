@@ -1,7 +1,7 @@
 // Reconciliation against stored state, for everything the stream does not say: it has no ids and no replay, loses
 // what happens while disconnected, and is silent when Mastra's restart recovery marks tasks failed.
 //
-// One pass (after every connect, then every `intervalMs`):
+// One pass (the bridge runs one after every connect, then every `reconcile.intervalSeconds`):
 // 1. stored running and suspended tasks: open the ones the bridge has not seen, correct phases it missed;
 // 2. open tasks Mastra no longer runs: resolve each with getTask (its real terminal status and time); a task Mastra no
 //    longer knows at all (storage lost) on two passes in a row is finished as failed (`TaskLostError`), as Mastra's
@@ -19,7 +19,6 @@ import type { TaskQuery, TaskSource } from './sources/types.js';
 import type { TaskTracker } from './tracker.js';
 
 export interface ReconcileOptions {
-  intervalMs: number;
   perPage: number;
   maxPages: number;
   /** The completedAt scan looks back this far before its cursor, to cover events in flight at the last pass. */
@@ -28,7 +27,7 @@ export interface ReconcileOptions {
   maxLookups: number;
 }
 
-export const DEFAULT_RECONCILE: ReconcileOptions = { intervalMs: 30_000, perPage: 100, maxPages: 10, overlapMs: 60_000, maxLookups: 200 };
+export const DEFAULT_RECONCILE: ReconcileOptions = { perPage: 100, maxPages: 10, overlapMs: 60_000, maxLookups: 200 };
 
 export interface ReconcilerDeps {
   source: Pick<TaskSource, 'listTasks' | 'getTask'>;
