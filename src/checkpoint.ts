@@ -67,10 +67,6 @@ export class Checkpoint {
     return { watermark: this.watermarkMs, exported: new Map(this.exported) };
   }
 
-  get watermark(): number {
-    return this.watermarkMs;
-  }
-
   /** Record tasks whose spans the collector acknowledged (or that finished, when spans are not exported). */
   record(entries: { taskId: string; completedAt: number }[]): void {
     if (entries.length === 0) return;

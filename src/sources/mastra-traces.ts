@@ -16,11 +16,7 @@
  * strategy spans only appear once they end.
  */
 import type { Mastra } from '@mastra/core';
-
-export interface SpanRef {
-  traceId: string;
-  spanId: string;
-}
+import type { SpanRef } from './types.js';
 
 /** The subset of a stored span record this module reads. */
 interface StoredSpan {
