@@ -7,8 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDemoMastra, DEMO_AGENT_IDS, DEMO_TOOL_NAMES, shutdownDemoMastra } from '../src/demo/app.js';
 import { decideStep, parseInstruction, toolInstruction } from '../src/demo/model.js';
 import {
+  DEFAULT_MIX,
   dispatchQuickTask,
   EXPECTED_STATUS,
+  interleavedPicker,
   isTerminalStatus,
   runScenario,
   SCENARIOS,
@@ -93,6 +95,38 @@ describe('scripted model', () => {
       },
     ]);
     expect(after.kind).toBe('text');
+  });
+});
+
+describe('interleaved workload order', () => {
+  const draw = (pick: () => Scenario | undefined, n: number) => Array.from({ length: n }, () => pick());
+  const errors = (run: (Scenario | undefined)[]) => run.filter((s) => s === 'fail' || s === 'timeout').length;
+
+  it('deals the default mix exactly once per period of 10', () => {
+    const run = draw(interleavedPicker(DEFAULT_MIX), 1000);
+    for (let i = 0; i < run.length; i += 10) {
+      const period = run.slice(i, i + 10);
+      expect(period.filter((s) => s === 'complete')).toHaveLength(6);
+      for (const s of ['fail', 'timeout', 'cancel', 'suspend_resume'] as const) expect(period.filter((x) => x === s)).toHaveLength(1);
+    }
+  });
+
+  it('keeps every window of consecutive scenarios within one of each error scenario\'s share (20% in all)', () => {
+    const run = draw(interleavedPicker(DEFAULT_MIX), 500);
+    // 53 is what one agent finishes in the alert test's 20 s window: at most 12 errors (23%), never near 30%.
+    for (const size of [5, 10, 17, 53]) {
+      for (let i = 0; i + size <= run.length; i++) {
+        const n = errors(run.slice(i, i + size));
+        expect(Math.abs(n - 0.2 * size), `window ${i}..${i + size}`).toBeLessThanOrEqual(2); // fail ±1, timeout ±1
+      }
+    }
+  });
+
+  it('honours zero weights and an empty mix', () => {
+    const only = draw(interleavedPicker({ complete: 1, fail: 9, timeout: 0, cancel: 0, suspend_resume: 0 }), 100);
+    expect(new Set(only)).toEqual(new Set(['complete', 'fail']));
+    expect(only.filter((s) => s === 'fail')).toHaveLength(90);
+    expect(interleavedPicker({ complete: 0, fail: 0, timeout: 0, cancel: 0, suspend_resume: 0 })()).toBeUndefined();
   });
 });
 

@@ -200,6 +200,13 @@ export interface WorkloadOptions {
   scenarioTimeoutMs?: number;
   /** Stop starting scenarios after this many (in-flight ones still finish). Default unlimited. */
   maxScenarios?: number;
+  /**
+   * How scenarios are drawn from the mix. 'random' (default) draws each one independently, like real traffic;
+   * 'interleaved' deals each agent the mix in a fixed, evenly spread order (smooth weighted round-robin), so every
+   * run of consecutive scenarios of an agent holds the mix's shares to within one scenario. Tests that assert on
+   * ratios over short windows use 'interleaved' so that no run depends on the luck of the draw.
+   */
+  order?: 'random' | 'interleaved';
 }
 
 export const DEFAULT_MIX: Record<Scenario, number> = {
@@ -230,6 +237,27 @@ function pickWeighted(mix: Record<Scenario, number>, random: number): Scenario |
 }
 
 /**
+ * Smooth weighted round-robin (as in nginx's upstream balancer): each pick adds every weight to its running score,
+ * takes the highest score and lowers it by the total. Weights 6,1,1,1,1 give a period of 10 with the four rare
+ * scenarios spread apart rather than bunched.
+ */
+export function interleavedPicker(mix: Record<Scenario, number>): () => Scenario | undefined {
+  const entries = SCENARIOS.map((s) => [s, Math.max(0, mix[s])] as const).filter(([, w]) => w > 0);
+  const total = entries.reduce((sum, [, w]) => sum + w, 0);
+  const score = entries.map(() => 0);
+  return () => {
+    if (total <= 0) return undefined;
+    let best = 0;
+    for (let i = 0; i < entries.length; i++) {
+      score[i] = (score[i] ?? 0) + entries[i]![1];
+      if (score[i]! > score[best]!) best = i;
+    }
+    score[best] = score[best]! - total;
+    return entries[best]![0];
+  };
+}
+
+/**
  * A continuous workload for the embedded demo: starts scenarios at `ratePerSecond` with a weighted
  * mix, round-robin across the agents. Never throws; stop() settles in-flight scenarios.
  */
@@ -252,11 +280,14 @@ export function startWorkload(mastra: Mastra, opts: WorkloadOptions = {}): Workl
   let count = 0;
   let stopped = false;
 
+  const interleaved = opts.order === 'interleaved' ? agentIds.map(() => interleavedPicker(mix)) : undefined;
+
   const startOne = (): void => {
-    const scenario = pickWeighted(mix, Math.random());
+    const slot = count % agentIds.length;
+    const scenario = interleaved ? interleaved[slot]!() : pickWeighted(mix, Math.random());
     if (!scenario) return;
     const n = count++;
-    const agentId = agentIds[n % agentIds.length] ?? SCENARIO_AGENT[scenario];
+    const agentId = agentIds[slot] ?? SCENARIO_AGENT[scenario];
     const p = runScenario(mastra, scenario, {
       agentId,
       threadId: `workload-${agentId}-${n % 8}`,
