@@ -6,6 +6,7 @@ import type { Mastra } from '@mastra/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDemoMastra, DEMO_AGENT_IDS, DEMO_TOOL_NAMES, shutdownDemoMastra } from '../src/demo/app.js';
 import { decideStep, parseInstruction, toolInstruction } from '../src/demo/model.js';
+import { demoServerOptionsFromEnv } from '../src/demo/server.js';
 import {
   DEFAULT_MIX,
   dispatchQuickTask,
@@ -120,6 +121,12 @@ describe('interleaved workload order', () => {
         expect(Math.abs(n - 0.2 * size), `window ${i}..${i + size}`).toBeLessThanOrEqual(2); // fail ±1, timeout ±1
       }
     }
+  });
+
+  it('the demo server takes DEMO_ORDER from its environment and rejects anything else', () => {
+    expect(demoServerOptionsFromEnv({ DEMO_ORDER: 'interleaved' }).order).toBe('interleaved');
+    expect(demoServerOptionsFromEnv({}).order).toBeUndefined();
+    expect(() => demoServerOptionsFromEnv({ DEMO_ORDER: 'shuffled' })).toThrow(/DEMO_ORDER: expected random or interleaved, got 'shuffled'/);
   });
 
   it('honours zero weights and an empty mix', () => {

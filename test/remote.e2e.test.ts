@@ -79,7 +79,8 @@ describe('remote source against a real Mastra server: a workload with every life
       port,
       storageUrl: `file:${join(dir, 'mastra.db')}`,
       // Mastra's own agent traces go to the same collector (@mastra/otel-exporter), as they would to Jaeger.
-      env: { DEMO_RATE: '5', DEMO_MAX_TASKS: String(TASKS), DEMO_MIX: ALL_LIFECYCLES, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+      // Interleaved: each of the 3 agents is dealt each of the 5 lifecycles once, whatever the draw would have been.
+      env: { DEMO_RATE: '5', DEMO_MAX_TASKS: String(TASKS), DEMO_MIX: ALL_LIFECYCLES, DEMO_ORDER: 'interleaved', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
     });
     await bridge.whenReady(20_000);
     tasks = await settled(demo.url, TASKS);

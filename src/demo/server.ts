@@ -13,6 +13,8 @@
  *   DEMO_RATE                    scenarios started per second, default 2; 0 = no workload
  *   DEMO_MAX_TASKS               stop starting scenarios after this many; default unlimited
  *   DEMO_MIX                     e.g. complete=6,fail=1,timeout=1,cancel=1,suspend_resume=1 (unlisted = 0)
+ *   DEMO_ORDER                   random (default: each scenario drawn independently) | interleaved (the mix
+ *                                dealt evenly per agent, so any DEMO_MAX_TASKS >= the mix's total runs each one)
  *   DEMO_LONG_TASKS              tail_logs tasks started once at boot and left running (never cancelled
  *                                by the workload) for DEMO_LONG_TASK_MS (default 240000); default 0
  *   DEMO_SUSPENDED_TASKS         approve_refund tasks started once at boot and left suspended; default 0
@@ -73,6 +75,8 @@ export interface DemoServerOptions {
   maxTasks?: number;
   /** Scenario weights. Default: the workload's DEFAULT_MIX. */
   mix?: Partial<Record<Scenario, number>>;
+  /** How scenarios are drawn from the mix (see WorkloadOptions.order). Default 'random'. */
+  order?: 'random' | 'interleaved';
   /** tail_logs tasks started once at boot and left running for `longTaskMs`. Default 0. */
   longTasks?: number;
   /** How long each long task runs. Default 240 000 ms (under Mastra's default 300 000 ms task timeout). */
@@ -252,6 +256,7 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
       workload = startWorkload(mastra, {
         ratePerSecond: rate,
         ...(opts.mix ? { mix: opts.mix } : {}),
+        ...(opts.order ? { order: opts.order } : {}),
         ...(opts.maxTasks !== undefined ? { maxScenarios: opts.maxTasks } : {}),
         stopTimeoutMs: 5_000,
         onError: (err) => {
@@ -347,6 +352,11 @@ export function demoServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): 
   if (maxTasks !== undefined) opts.maxTasks = maxTasks;
   const mix = envString(env, 'DEMO_MIX');
   if (mix) opts.mix = parseMix(mix);
+  const order = envString(env, 'DEMO_ORDER');
+  if (order) {
+    if (order !== 'random' && order !== 'interleaved') throw new Error(`DEMO_ORDER: expected random or interleaved, got '${order}'`);
+    opts.order = order;
+  }
   const longTasks = envNumber(env, 'DEMO_LONG_TASKS', { integer: true });
   if (longTasks !== undefined) opts.longTasks = longTasks;
   const longTaskMs = envNumber(env, 'DEMO_LONG_TASK_MS', { integer: true });
