@@ -92,7 +92,7 @@ describe('the Mastra server is SIGKILLed mid-workload and restarted on the same 
       timeoutMs: 20_000,
       message: 'a span for every finished task',
     });
-  }, 180_000);
+  }, 330_000);
 
   afterAll(async () => {
     await bridge?.close();
@@ -132,10 +132,12 @@ describe('the Mastra server is SIGKILLed mid-workload and restarted on the same 
 });
 
 describe('the bridge is SIGKILLed while tasks finish and restarts with its checkpoint', () => {
-  // The test dispatches every task itself (Mastra's agent route), so which tasks run across the kill does not depend
-  // on how fast this machine is.
+  // The test dispatches every task itself (Mastra's agent route). The tasks that run across the kill run for
+  // LONG_RUN_MS, far longer than dispatching them and killing the bridge takes even on a loaded machine (about 1 s);
+  // the test checks in Mastra's storage that they were still running when the bridge died.
   const FIRST: Tool[] = ['research_topic', 'charge_card', 'provision_cluster', 'research_topic', 'research_topic', 'charge_card'];
   const ACROSS_KILL = 4; // tail_logs tasks running at the kill, finishing while the bridge is down
+  const LONG_RUN_MS = 15_000;
   const WHILE_DOWN: Tool[] = ['research_topic', 'charge_card', 'provision_cluster'];
   const AFTER: Tool[] = ['research_topic', 'charge_card'];
   const TASKS = FIRST.length + ACROSS_KILL + WHILE_DOWN.length + AFTER.length;
@@ -185,7 +187,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
     await waitFor(ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${log}` });
     for (const tool of FIRST) await dispatchTask(demo.url, tool);
     await waitFor(() => spansByTask(receiver.spans()).size === FIRST.length, { timeoutMs: 30_000, message: `first spans exported; log:\n${log}` });
-    for (let i = 0; i < ACROSS_KILL; i++) await dispatchTask(demo.url, 'tail_logs', { args: { service: `svc-${i}`, tickMs: 50, maxRunMs: 1500 }, thread: `tail-${i}` });
+    for (let i = 0; i < ACROSS_KILL; i++) await dispatchTask(demo.url, 'tail_logs', { args: { service: `svc-${i}`, tickMs: 50, maxRunMs: LONG_RUN_MS }, thread: `tail-${i}` });
     await waitFor(async () => total(await metricsText(), 'mastra_background_tasks', { status: 'running' }) === ACROSS_KILL, {
       timeoutMs: 30_000,
       message: 'the bridge sees the long tasks running',
@@ -207,6 +209,8 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
     const killedAt = Date.now();
     spansBeforeKill = receiver.spans().length;
     expect(existsSync(join(dir, 'checkpoint.jsonl'))).toBe(true);
+    const runningAtKill = (await listAllTasks(demo.url)).filter((t) => t.toolName === 'tail_logs' && t.status === 'running');
+    expect(runningAtKill, 'the long tasks were still running when the bridge died').toHaveLength(ACROSS_KILL);
 
     // More tasks begin and end while no bridge runs; the long ones end too.
     for (const tool of WHILE_DOWN) await dispatchTask(demo.url, tool);
@@ -215,7 +219,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
         const done = (await listAllTasks(demo.url)).filter((t) => ms(t.completedAt) > killedAt);
         return done.length === ACROSS_KILL + WHILE_DOWN.length ? done : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 200, message: 'tasks finished while the bridge was down' },
+      { timeoutMs: LONG_RUN_MS + 30_000, intervalMs: 200, message: 'tasks finished while the bridge was down' },
     );
 
     bridge = startCli(configFile);
@@ -236,7 +240,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
       },
       { timeoutMs: 10_000, message: 'second run counted what it exported' },
     );
-  }, 240_000);
+  }, 360_000);
 
   afterAll(async () => {
     if (bridge && bridge.exitCode === null) bridge.kill('SIGKILL');
