@@ -35,7 +35,9 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
     // research_topic streams 3 chunks 2.5 s apart: running rows stay long enough to watch their age and outputs.
-    mastra = createDemoMastra({ timings: { completeStepMs: 2500 } });
+    // Room for every task to run at once (about 14 research tasks overlap at this rate): none waits as pending, none
+    // is cancelled by the workload's own deadline, so every row's status is the scenario's.
+    mastra = createDemoMastra({ timings: { completeStepMs: 2500 }, backgroundTasks: { globalConcurrency: 100, perAgentConcurrency: 100 } });
     const config = {
       otel: { tracesEndpoint: receiver.tracesUrl, batch: { scheduledDelayMs: 100 } },
       metrics: { defaultMetrics: false },
@@ -47,12 +49,12 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
     base = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
     securedBase = await secured.app.listen({ host: '127.0.0.1', port: 0 });
     await Promise.all([bridge.whenReady(), secured.whenReady()]);
-    workload = startWorkload(mastra, { ratePerSecond: 3 });
+    workload = startWorkload(mastra, { ratePerSecond: 3, order: 'interleaved' }); // every status within a few seconds
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-  });
+  }, 120_000);
   afterAll(async () => {
     await browser?.close();
     await workload?.stop();
@@ -127,7 +129,7 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
     await page.screenshot({ path: 'test-results/board.png', fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
-  });
+  }, 150_000);
 
   it('shows upstream strings as text, never as HTML', async () => {
     const page = await browser.newPage();
