@@ -149,7 +149,11 @@ describe('task API over a remote Mastra server', () => {
     const union = [...completed.tasks, ...failed.tasks].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
     const body = (await get('/api/tasks?status=completed,failed&perPage=2')).json();
     expect(body).toMatchObject({ total: completed.total + failed.total, perPage: 2, page: 0, hasMore: true });
-    expect(body.tasks.map((t: { id: string }) => t.id)).toEqual(union.slice(0, 2).map((t) => t.id));
+    // Newest first; two tasks created in the same millisecond may come in either order, so compare times, then ids.
+    expect(body.tasks.map((t: { createdAt: string }) => Date.parse(t.createdAt))).toEqual(union.slice(0, 2).map((t) => Date.parse(t.createdAt)));
+    const ids = body.tasks.map((t: { id: string }) => t.id);
+    expect(new Set(ids).size).toBe(2);
+    for (const id of ids) expect(union.map((t) => t.id)).toContain(id);
     const deeper = await get('/api/tasks?status=completed,failed&perPage=2&page=1');
     expect(deeper.statusCode).toBe(400);
     expect(deeper.json().message).toContain('querystring/status');

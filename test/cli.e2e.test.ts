@@ -34,7 +34,7 @@ describe('CLI in demo mode', () => {
     const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
 
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, message: `ready; log so far:\n${log}` });
+    await waitFor(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200, { timeoutMs: 60_000, message: `ready; log so far:\n${log}` });
     expect(await (await fetch(`${base}/`)).text()).toContain('Demo mode');
     expect(log).toContain('DEMO MODE');
     const finished = await waitFor(
@@ -54,5 +54,5 @@ describe('CLI in demo mode', () => {
     expect(log).toContain('"msg":"stopped"');
     expect(receiver.spans().length).toBeGreaterThanOrEqual(finished);
     await receiver.close();
-  }, 90_000);
+  }, 150_000);
 });

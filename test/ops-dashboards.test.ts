@@ -54,6 +54,7 @@ describe('Grafana dashboards against a real Prometheus scraping a live bridge', 
       port: demoPort,
       host: '127.0.0.1',
       rate: 6,
+      order: 'interleaved', // every status and every agent's resume within seconds, on every run
       longTasks: 1,
       longTaskMs: 120_000,
       suspendedTasks: 2,

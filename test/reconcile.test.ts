@@ -25,6 +25,15 @@ class StoreSource implements TaskSource {
   readonly listCalls: TaskQuery[] = [];
   readonly getCalls: string[] = [];
   sink: SourceSink | undefined;
+  /** When set, completedAt scan calls past this many wait for releaseScans() (so a timer pass cannot slip in). */
+  holdScansAfter: number | undefined;
+  private scans = 0;
+  private release: () => void = () => undefined;
+  private readonly released = new Promise<void>((resolve) => (this.release = resolve));
+
+  releaseScans(): void {
+    this.release();
+  }
 
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
     this.sink = sink;
@@ -36,6 +45,7 @@ class StoreSource implements TaskSource {
     return this.records.get(id) ?? null;
   }
   async listTasks(q: TaskQuery): Promise<TaskPage> {
+    if (q.dateFilterBy === 'completedAt' && this.holdScansAfter !== undefined && ++this.scans > this.holdScansAfter) await this.released;
     this.listCalls.push(q);
     const statuses = q.status === undefined ? undefined : Array.isArray(q.status) ? q.status : [q.status];
     const key = q.orderBy ?? 'createdAt';
@@ -64,6 +74,7 @@ describe('reconciliation', () => {
 
   it('finds a burst of tasks that ended unseen, paging at most maxPages a pass, each counted once', async () => {
     const source = new StoreSource();
+    source.holdScansAfter = 5; // the first pass's page budget; later passes wait until the test has looked at it
     for (let i = 0; i < 250; i++) {
       source.records.set(`t${i}`, record(`t${i}`, i % 5 === 0 ? 'failed' : 'completed', { startedAt: T0 + i, completedAt: T0 + 1000 + i, error: i % 5 === 0 ? { message: 'x' } : undefined }));
     }
@@ -81,6 +92,7 @@ describe('reconciliation', () => {
     expect(scanCalls().every((q) => q.perPage === 20)).toBe(true);
     expect(total(await scrape(bridge.app), 'mastra_background_task_finished_total')).toBe(100);
     // Later passes continue where it stopped.
+    source.releaseScans();
     await waitFor(async () => total(await scrape(bridge!.app), 'mastra_background_task_finished_total') === 250, { timeoutMs: 15_000, message: "all 250 counted" });
     const callsAtEnd = scanCalls().length;
     await waitFor(() => scanCalls().length > callsAtEnd + 1, { timeoutMs: 5_000, message: 'another pass' });
