@@ -48,6 +48,8 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The live board's client script (read at runtime from <package>/assets, next to dist/).
+COPY assets ./assets
 COPY config/bridge.yaml ./config/bridge.yaml
 # Where BRIDGE_CHECKPOINT_FILE points in docker-compose.yml (a volume), writable by the non-root user.
 RUN mkdir -p /var/lib/mastra-task-bridge && chown node:node /var/lib/mastra-task-bridge

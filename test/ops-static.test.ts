@@ -168,6 +168,12 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(bridgeStage).toMatch(/^USER node$/m);
     expect(bridgeStage).toMatch(/HEALTHCHECK[\s\S]*\/healthz/);
     expect(bridgeStage).toContain('COPY --from=prod-deps');
+    // The image holds what the npm package ships and the bridge reads at runtime (package.json "files"): dist/, the
+    // board's assets/ and the config.
+    const copied = [...bridgeStage.matchAll(/^COPY (?:--from=\S+ )?(\S+) /gm)].map((m) => m[1]!.replace(/^\/app\//, ''));
+    for (const entry of (pkg as { files: string[] }).files.filter((f) => f !== 'README.md')) {
+      expect(copied.some((c) => c === entry || c.startsWith(`${entry}/`)), `bridge stage copies ${entry}`).toBe(true);
+    }
     const demoStage = text.slice(text.indexOf('AS mastra-demo'), text.indexOf('AS bridge'));
     expect(demoStage).toMatch(/^USER node$/m);
     expect(demoStage).toContain('CMD ["node", "dist/demo/server.js"]');
