@@ -140,6 +140,9 @@ describe('docker-compose.yml and the Dockerfile', () => {
     const bridge = resolved.services.bridge!;
     expect(bridge.environment?.MASTRA_URL).toBe('http://mastra-demo:4111');
     expect(bridge.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
+    // The board's trace links open the Jaeger UI where the browser reaches it: the port published on localhost.
+    const jaegerUi = (resolved.services.jaeger?.ports ?? []).map((p) => p.split(':')).find((p) => p[2]?.startsWith('16686'))?.[1];
+    expect(bridge.environment?.BRIDGE_TRACE_URL_TEMPLATE).toBe(`http://localhost:${jaegerUi}/trace/{traceId}`);
     const checkpoint = bridge.environment?.BRIDGE_CHECKPOINT_FILE ?? '';
     const volumeMounts = (bridge.volumes ?? []).map((v) => v.split(':')).filter(([source]) => !source!.startsWith('/'));
     expect(volumeMounts.some(([, target]) => checkpoint.startsWith(`${target}/`)), 'checkpoint file on a named volume').toBe(true);
