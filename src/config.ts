@@ -179,7 +179,7 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
       rateLimit: z
         .strictObject({
-          /** Requests per client address per window on /api/*; 0 turns the limit off. */
+          /** Requests per client address per window on the task API (/api/tasks*); 0 turns the limit off. */
           max: int(0, 1_000_000_000).default(600),
           timeWindowMs: int(1_000, 86_400_000).default(60_000),
         })
