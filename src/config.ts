@@ -13,7 +13,13 @@ const buckets = (def: number[]) =>
     .min(1)
     .refine((a) => a.every((v, i) => i === 0 || v > a[i - 1]!), 'buckets must be strictly increasing')
     .default(def);
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * A number from YAML (a number) or an environment variable (a decimal string). Nothing else is converted: an empty or
+ * blank value, null (a YAML key without a value), a boolean or a list is an error, never 0 or 1.
+ */
+const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
+const num = () => z.preprocess((v) => (typeof v === 'string' && DECIMAL.test(v) ? Number(v) : v), z.number());
+const int = (min: number, max: number) => num().pipe(z.number().int().min(min).max(max));
 const url = z.union([z.literal(''), z.url({ protocol: /^https?$/ })]);
 
 /** A comma-separated list (from an environment variable) or a YAML list. */
@@ -146,7 +152,7 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Events kept for resuming `/api/events` with Last-Event-ID. */
       bufferSize: int(1, 1_000_000).default(1000),
-      heartbeatSeconds: z.coerce.number().min(0.05).max(3600).default(15),
+      heartbeatSeconds: num().pipe(z.number().min(0.05).max(3600)).default(15),
       /** Bytes queued for one client that does not read before it is dropped. */
       maxClientBufferBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
       maxClients: int(1, 100_000).default(100),
@@ -196,7 +202,7 @@ export const ConfigSchema = z.strictObject({
   demo: z
     .strictObject({
       /** Background tasks per second the embedded demo workload starts. */
-      ratePerSecond: z.coerce.number().min(0).max(1000).default(2),
+      ratePerSecond: num().pipe(z.number().min(0).max(1000)).default(2),
     })
     .prefault({}),
 });

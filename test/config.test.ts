@@ -72,6 +72,30 @@ describe('loadConfig', () => {
     expect((error as ConfigError).problems.length).toBeGreaterThanOrEqual(8);
   });
 
+  it('never turns an empty, blank, boolean or list value into a number', () => {
+    const problemsOf = (f: string | undefined, env: Record<string, string>): string[] => {
+      try {
+        loadConfig({ ...(f ? { file: f } : {}), env, cwd: dir });
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+      return [];
+    };
+    // `port:` with no value is YAML null: before, it became port 0 (a random port) without a word.
+    const f = file('empty-values.yaml', 'http:\n  port:\nevents:\n  maxClients: []\ndemo:\n  ratePerSecond: true\n');
+    const fromFile = problemsOf(f, {}).join('\n');
+    expect(fromFile).toContain('http.port (in');
+    expect(fromFile).toContain('events.maxClients (in');
+    expect(fromFile).toContain('demo.ratePerSecond (in');
+    // (An empty variable counts as unset, as the OTel spec has it for OTEL_*; a blank one is an error.)
+    expect(loadConfig({ env: { BRIDGE_PORT: '' }, cwd: dir }).http.port).toBe(9469);
+    for (const bad of [' ', 'abc', '12abc', '0x10']) {
+      expect(problemsOf(undefined, { BRIDGE_PORT: bad }).join('\n'), JSON.stringify(bad)).toContain('http.port (from BRIDGE_PORT)');
+    }
+    // Decimal strings from the environment still work, surrounding spaces allowed.
+    expect(loadConfig({ env: { BRIDGE_PORT: ' 9470 ', BRIDGE_DEMO_RATE: '0.5' }, cwd: dir })).toMatchObject({ http: { port: 9470 }, demo: { ratePerSecond: 0.5 } });
+  });
+
   it('reports a YAML syntax error and a missing explicit file', () => {
     expect(() => loadConfig({ file: file('broken.yaml', 'http: [unclosed\n'), env: {} })).toThrow(ConfigError);
     expect(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).toThrow(/missing\.yaml/);
