@@ -223,7 +223,7 @@ export const ENV_VARS: readonly { name: string; path: string; description: strin
   { name: 'BRIDGE_TRACE_URL_TEMPLATE', path: 'board.traceUrlTemplate', description: 'Trace link on the board, e.g. a Jaeger URL with {traceId}' },
   { name: 'BRIDGE_API_TOKEN', path: 'api.tokens', description: 'Bearer token(s) required on /api/* (comma-separated list)' },
   { name: 'BRIDGE_METRICS_TOKEN', path: 'api.metricsToken', description: 'Bearer token required on /metrics' },
-  { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts' },
+  { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts (0: none)' },
   { name: 'OTEL_SERVICE_NAME', path: 'otel.serviceName', description: 'service.name of the exported spans' },
   { name: 'OTEL_TRACES_EXPORTER', path: 'otel.tracesExporter', description: '`otlp`, or `none` to export no spans' },
   { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', path: 'otel.endpoint', description: 'OTLP/HTTP base URL (`/v1/traces` is appended)' },

@@ -77,19 +77,32 @@ async function main(argv: string[]): Promise<number> {
     bridge = startBridge({ config, logger, mode: 'remote' });
   } else {
     // Loaded only here: watching a remote server needs no Mastra installed.
-    const { createDemoMastra } = await import('./demo/app.js');
-    const { startWorkload } = await import('./demo/workload.js');
+    let demo: [typeof import('./demo/app.js'), typeof import('./demo/workload.js')];
+    try {
+      demo = await Promise.all([import('./demo/app.js'), import('./demo/workload.js')]);
+    } catch (e) {
+      process.stderr.write(
+        `mastra-task-bridge: no MASTRA_URL set, and the embedded demo cannot load (${(e as Error).message.split('\n')[0]}).\n` +
+          'Set MASTRA_URL (and MASTRA_TOKEN if the server needs one) to watch a Mastra server; the demo mode needs\n' +
+          '@mastra/core, @mastra/observability and ai installed (a development install of this package has them).\n',
+      );
+      return 1;
+    }
+    const [{ createDemoMastra }, { startWorkload }] = demo;
     const mastra = createDemoMastra();
     logger.warn(
       { ratePerSecond: config.demo.ratePerSecond },
       'DEMO MODE: no MASTRA_URL set; running an embedded demo Mastra app in process (mock model, no network). Set MASTRA_URL to watch a real Mastra server.',
     );
     bridge = startBridge({ mastra, config, logger, mode: 'demo' });
-    const workload = startWorkload(mastra, {
-      ratePerSecond: config.demo.ratePerSecond,
-      onError: (err) => logger.debug({ err }, 'demo scenario error'),
-    });
-    stopWorkload = () => workload.stop();
+    // demo.ratePerSecond 0: the demo Mastra runs, nothing starts tasks (the board and /metrics stay quiet).
+    if (config.demo.ratePerSecond > 0) {
+      const workload = startWorkload(mastra, {
+        ratePerSecond: config.demo.ratePerSecond,
+        onError: (err) => logger.debug({ err }, 'demo scenario error'),
+      });
+      stopWorkload = () => workload.stop();
+    }
     stopMastra = async () => {
       await mastra.backgroundTaskManager?.shutdown?.().catch(() => undefined);
     };

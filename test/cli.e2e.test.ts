@@ -1,7 +1,7 @@
 // The real CLI process in demo mode: it starts the embedded demo Mastra, serves, and on SIGTERM stops the source,
 // flushes ended spans (the batch delay is set far beyond the test, so spans can only arrive through the shutdown
 // flush), closes HTTP and exits 0.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startOtlpReceiver } from './support/otlp-receiver.js';
 import { freePort, waitFor } from './support/poll.js';
@@ -55,4 +55,16 @@ describe('CLI in demo mode', () => {
     expect(receiver.spans().length).toBeGreaterThanOrEqual(finished);
     await receiver.close();
   }, 150_000);
+
+  it('without MASTRA_URL and without the demo packages (a production install), exits 1 with a clear message', () => {
+    const r = spawnSync(process.execPath, ['--import', './test/support/without-demo-deps.mjs', '--import', 'tsx', 'src/main.ts'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, BRIDGE_HOST: '127.0.0.1', BRIDGE_PORT: '0' },
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('no MASTRA_URL set, and the embedded demo cannot load');
+    expect(r.stderr).toContain('Set MASTRA_URL');
+    expect(r.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
+  }, 90_000);
 });
