@@ -3,7 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { type BridgeConfig, type ConfigInput, ConfigSchema, tracesUrl } from './config.js';
+import { type BridgeConfig, type ConfigInput, parseConfig, tracesUrl } from './config.js';
 import { Enricher } from './enrichment.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
@@ -73,7 +73,7 @@ export function trackerOptions(config: BridgeConfig): Partial<TrackerOptions> {
 }
 
 export function startBridge(options: StartBridgeOptions): BridgeHandle {
-  const config = ConfigSchema.parse(options.config ?? {});
+  const config = parseConfig(options.config);
   const logger = options.logger ?? pino({ level: config.log.level, name: 'mastra-task-bridge' });
   const now = options.now ?? Date.now;
   let source: TaskSource;
@@ -166,7 +166,11 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     }
   }
   if (!tracing.exporting) {
-    logger.info('no OTLP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT): spans are not exported; metrics are served as usual');
+    logger.info(
+      config.otel.tracesExporter === 'none'
+        ? 'traces exporter is none (otel.tracesExporter / OTEL_TRACES_EXPORTER / OTEL_SDK_DISABLED): spans are not exported; metrics are served as usual'
+        : 'no OTLP endpoint configured (otel.endpoint / OTEL_EXPORTER_OTLP_ENDPOINT): spans are not exported; metrics are served as usual',
+    );
   }
 
   const enrichLog = logger.child({ component: 'enrichment' });

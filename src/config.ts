@@ -310,6 +310,16 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   return result.data;
 }
 
+/**
+ * Validates a configuration object as given in code (library use: `startBridge({ config })`). Unlike loadConfig it
+ * reads no file and no environment. Throws ConfigError listing every problem.
+ */
+export function parseConfig(input: unknown): BridgeConfig {
+  const result = ConfigSchema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`));
+}
+
 function resolvePath(p: string, cwd?: string): string {
   return cwd && !p.startsWith('/') ? `${cwd}/${p}` : p;
 }

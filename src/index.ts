@@ -1,6 +1,6 @@
 // Library entry: embed the bridge in a Mastra app (`startBridge({ mastra })`) or build on its parts.
 export { startBridge, type BridgeHandle, type StartBridgeOptions } from './bridge.js';
-export { loadConfig, ConfigSchema, ConfigError, ENV_VARS, type BridgeConfig, type ConfigInput } from './config.js';
+export { loadConfig, parseConfig, ConfigSchema, ConfigError, ENV_VARS, type BridgeConfig, type ConfigInput } from './config.js';
 export { parseEvent, parseFrame, parseTaskRecord, type TaskEvent, type TaskRecord, type FinalStatus } from './events.js';
 export { TaskTracker, type FinishedTask, type OpenTask, type Transition } from './tracker.js';
 export { BridgeMetrics, METRIC_NAMES } from './metrics.js';

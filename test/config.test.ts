@@ -5,7 +5,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { startBridge } from '../src/bridge.js';
 import { ConfigError, loadConfig, tracesUrl } from '../src/config.js';
+import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
 function file(name: string, text: string): string {
@@ -94,6 +97,22 @@ describe('loadConfig', () => {
     }
     // Decimal strings from the environment still work, surrounding spaces allowed.
     expect(loadConfig({ env: { BRIDGE_PORT: ' 9470 ', BRIDGE_DEMO_RATE: '0.5' }, cwd: dir })).toMatchObject({ http: { port: 9470 }, demo: { ratePerSecond: 0.5 } });
+  });
+
+  it('library use: a bad config given in code throws a ConfigError listing every problem; loadConfig() output is accepted', async () => {
+    const mastra = createDemoMastra();
+    let error: unknown;
+    try {
+      startBridge({ mastra, logger: pino({ level: 'silent' }), config: { http: { port: -1 }, traces: { parent: 'sideways' } } as never });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.join('\n')).toMatch(/http\.port[\s\S]*traces\.parent|traces\.parent[\s\S]*http\.port/);
+    const bridge = startBridge({ mastra, logger: pino({ level: 'silent' }), config: loadConfig({ env: { BRIDGE_PORT: '9999' }, cwd: dir }) });
+    await bridge.whenReady();
+    await bridge.close();
+    await shutdownDemoMastra(mastra);
   });
 
   it('reports a YAML syntax error and a missing explicit file', () => {
