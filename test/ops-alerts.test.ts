@@ -1,5 +1,6 @@
 // End to end: real Prometheus + real Alertmanager + the bridge on a real (in-process) Mastra with the demo workload.
-// With the normal mix (20% of tasks fail or time out) the failure alerts stay silent while their volume guard is met;
+// With a normal mix (10% of tasks fail or time out: twice the 5% error budget, under the 6x ticket threshold) the
+// failure alerts stay silent while their volume guard is met;
 // switched to a high failure mix (90%), MastraBackgroundTaskErrorBudgetFastBurn reaches a webhook on 127.0.0.1 through
 // the shipped Alertmanager routing (receiver "page").
 //
@@ -23,6 +24,12 @@ import { waitFor } from './support/poll.js';
 import { type PrometheusHandle, startPrometheus } from './support/prometheus.js';
 
 const FAST_BURN = 'MastraBackgroundTaskErrorBudgetFastBurn';
+/**
+ * 10% errors (fail + timeout), every lifecycle present. Not the demo's DEFAULT_MIX (20% errors, 4x the budget): over
+ * the compressed windows (a few dozen tasks per agent) that mix measured up to 0.31 on a busy machine, over the 30%
+ * slow-burn threshold (CI saw the ticket fire once). Real windows hold thousands of tasks; the windows here cannot.
+ */
+const NORMAL_MIX = { complete: 16, fail: 1, timeout: 1, cancel: 1, suspend_resume: 1 };
 const SLOW_BURN = 'MastraBackgroundTaskErrorBudgetSlowBurn';
 
 /** Production window → test window. A window missing here fails the test, so a new rule cannot slip through. */
@@ -91,8 +98,8 @@ describe('failure alert end to end: Prometheus → Alertmanager → webhook', ()
     bridge = startBridge({ mastra, logger: pino({ level: 'silent' }), config: { otel: { tracesExporter: 'none' } } });
     const address = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
     await bridge.whenReady();
-    // The demo's normal mix, dealt in an even order so that no run depends on a lucky or unlucky draw.
-    workload = startWorkload(mastra, { ratePerSecond: 8, order: 'interleaved' });
+    // A normal mix, dealt in an even order so that no run depends on a lucky or unlucky draw.
+    workload = startWorkload(mastra, { ratePerSecond: 8, order: 'interleaved', mix: NORMAL_MIX });
     prom = await startPrometheus({
       targets: [address.replace('http://', '')],
       jobName: 'mastra-task-bridge',
@@ -152,9 +159,10 @@ describe('failure alert end to end: Prometheus → Alertmanager → webhook', ()
       },
       { timeoutMs: 45_000, intervalMs: 500, message: '20 silent evaluations' },
     );
+    console.log(`normal mix (10% errors): max error ratio over the 1h-equivalent window ${maxRatio.toFixed(3)}`);
     expect(seen, 'failure alerts pending or firing').toEqual([]);
-    expect(maxRatio).toBeGreaterThan(0.05); // the demo mix does fail, just not fast enough to page
-    expect(maxRatio).toBeLessThan(0.72);
+    expect(maxRatio).toBeGreaterThan(0.05); // the mix does fail, just not fast enough to page
+    expect(maxRatio).toBeLessThan(0.3); // the slow-burn threshold (6 x the 5% budget)
     expect(received(FAST_BURN)).toEqual([]);
     expect(received(SLOW_BURN)).toEqual([]);
   }, 90_000);
