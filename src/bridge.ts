@@ -114,11 +114,19 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let scanFrom = now();
   if (checkpoint) {
     const saved = checkpoint.load();
-    if (saved) {
+    const from = saved ? checkpoint.backfillFrom(saved) : undefined;
+    if (saved && from !== undefined) {
       tracker.rememberFinished(saved.exported.keys(), now());
-      scanFrom = saved.watermark - config.state.checkpointWindowSeconds * 1000;
-      logger.info({ checkpoint: checkpoint.path, watermark: new Date(saved.watermark).toISOString(), exported: saved.exported.size }, 'checkpoint loaded; backfilling tasks finished since');
+      scanFrom = from;
+      logger.info(
+        { checkpoint: checkpoint.path, watermark: saved.watermark > 0 ? new Date(saved.watermark).toISOString() : undefined, exported: saved.exported.size, backfillFrom: new Date(from).toISOString() },
+        'checkpoint loaded; backfilling tasks finished since',
+      );
+    } else if (saved) {
+      tracker.rememberFinished(saved.exported.keys(), now());
+      logger.warn({ checkpoint: checkpoint.path }, 'checkpoint has exported nothing and has no creation time: starting fresh, no backfill');
     } else {
+      checkpoint.create(now());
       logger.info({ checkpoint: checkpoint.path }, 'no checkpoint yet; starting fresh');
     }
   }

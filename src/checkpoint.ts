@@ -10,6 +10,11 @@
 // batch is appended synchronously (small, cheap), so even a SIGKILL right after an export loses nothing; the file is
 // compacted (pruned to the window) by writing a temporary file and renaming it over the old one, which is atomic.
 // A torn last line (crash mid-append) is ignored on load.
+//
+// The header also keeps `createdAt`, when the bridge first started with this file (written at once, before any export).
+// It is the floor of every backfill: tasks that finished before the bridge ever watched are not its to count, so a
+// checkpoint that has exported nothing yet (watermark 0, e.g. a collector down the whole run) backfills from there,
+// not from the epoch.
 
 import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -17,6 +22,8 @@ import { dirname } from 'node:path';
 export interface CheckpointState {
   watermark: number;
   exported: Map<string, number>;
+  /** When the bridge first started with this file (epoch ms); absent in files written before it was kept. */
+  createdAt: number | undefined;
 }
 
 const HEADER = { format: 'mastra-task-bridge-checkpoint', version: 1 } as const;
@@ -24,6 +31,7 @@ const HEADER = { format: 'mastra-task-bridge-checkpoint', version: 1 } as const;
 export class Checkpoint {
   private readonly exported = new Map<string, number>();
   private watermarkMs = 0;
+  private createdAtMs: number | undefined;
   private appended = 0;
 
   constructor(
@@ -49,10 +57,11 @@ export class Checkpoint {
     } catch {
       header = undefined;
     }
-    const h = header as { format?: string; version?: number } | undefined;
+    const h = header as { format?: string; version?: number; createdAt?: unknown } | undefined;
     if (h?.format !== HEADER.format || h.version !== HEADER.version) {
       throw new Error(`${this.path} is not a mastra-task-bridge checkpoint (version ${HEADER.version})`);
     }
+    if (typeof h.createdAt === 'number' && Number.isFinite(h.createdAt)) this.createdAtMs = h.createdAt;
     for (const [i, line] of lines.slice(1).entries()) {
       let entry: { id?: unknown; c?: unknown };
       try {
@@ -64,7 +73,23 @@ export class Checkpoint {
       if (typeof entry.id === 'string' && typeof entry.c === 'number') this.note(entry.id, entry.c);
     }
     this.prune();
-    return { watermark: this.watermarkMs, exported: new Map(this.exported) };
+    return { watermark: this.watermarkMs, exported: new Map(this.exported), createdAt: this.createdAtMs };
+  }
+
+  /** A first start: write the file now, so that even a crash before the first export leaves the backfill's floor. */
+  create(nowMs: number): void {
+    this.createdAtMs = nowMs;
+    this.compact();
+  }
+
+  /**
+   * Where a restarted bridge's backfill starts (epoch ms): the window below the newest export, never before the file
+   * was created. A file without `createdAt` that has exported nothing has no floor: undefined (start fresh).
+   */
+  backfillFrom(state: CheckpointState): number | undefined {
+    const fromWatermark = state.watermark > 0 ? state.watermark - this.windowMs : undefined;
+    if (state.createdAt === undefined) return fromWatermark;
+    return Math.max(fromWatermark ?? state.createdAt, state.createdAt);
   }
 
   /** Record tasks whose spans the collector acknowledged (or that finished, when spans are not exported). */
@@ -84,7 +109,8 @@ export class Checkpoint {
     this.prune();
     mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.${process.pid}.tmp`;
-    const body = [JSON.stringify({ ...HEADER, watermark: this.watermarkMs }), ...[...this.exported].map(([id, c]) => JSON.stringify({ id, c }))];
+    const header = { ...HEADER, watermark: this.watermarkMs, ...(this.createdAtMs !== undefined ? { createdAt: this.createdAtMs } : {}) };
+    const body = [JSON.stringify(header), ...[...this.exported].map(([id, c]) => JSON.stringify({ id, c }))];
     writeFileSync(tmp, `${body.join('\n')}\n`);
     renameSync(tmp, this.path);
     this.appended = 1;

@@ -73,8 +73,20 @@ async function main(argv: string[]): Promise<number> {
   let bridge: BridgeHandle;
   let stopWorkload: () => Promise<void> = async () => {};
   let stopMastra: () => Promise<void> = async () => {};
+  // startBridge throws only on what the operator must fix (an unreadable or foreign checkpoint file, a checkpoint
+  // directory that cannot be written): one clear line and exit 1, not a stack trace.
+  const start = (options: Parameters<typeof startBridge>[0]): BridgeHandle | undefined => {
+    try {
+      return startBridge(options);
+    } catch (e) {
+      process.stderr.write(`mastra-task-bridge: cannot start: ${(e as Error).message}\n`);
+      return undefined;
+    }
+  };
   if (config.source.mastraUrl) {
-    bridge = startBridge({ config, logger, mode: 'remote' });
+    const started = start({ config, logger, mode: 'remote' });
+    if (!started) return 1;
+    bridge = started;
   } else {
     // Loaded only here: watching a remote server needs no Mastra installed.
     let demo: [typeof import('./demo/app.js'), typeof import('./demo/workload.js')];
@@ -94,7 +106,12 @@ async function main(argv: string[]): Promise<number> {
       { ratePerSecond: config.demo.ratePerSecond },
       'DEMO MODE: no MASTRA_URL set; running an embedded demo Mastra app in process (mock model, no network). Set MASTRA_URL to watch a real Mastra server.',
     );
-    bridge = startBridge({ mastra, config, logger, mode: 'demo' });
+    const started = start({ mastra, config, logger, mode: 'demo' });
+    if (!started) {
+      await mastra.backgroundTaskManager?.shutdown?.().catch(() => undefined);
+      return 1;
+    }
+    bridge = started;
     // demo.ratePerSecond 0: the demo Mastra runs, nothing starts tasks (the board and /metrics stay quiet).
     if (config.demo.ratePerSecond > 0) {
       const workload = startWorkload(mastra, {

@@ -138,6 +138,15 @@ describe('CLI configuration errors', () => {
     expect(r.stderr).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack
   });
 
+  it('exits 1 with one clear line when the checkpoint file is not a checkpoint', () => {
+    const foreign = file('not-a-checkpoint.jsonl', '{"hello":"world"}\n');
+    const r = cli([], { MASTRA_URL: 'http://127.0.0.1:9', BRIDGE_PORT: '0', BRIDGE_CHECKPOINT_FILE: foreign, BRIDGE_LOG_LEVEL: 'silent' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('cannot start:');
+    expect(r.stderr).toContain('is not a mastra-task-bridge checkpoint');
+    expect(r.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+
   it('exits 1 on an unknown flag, 0 on --help and --check-config', () => {
     expect(cli(['--frobnicate']).status).toBe(1);
     const help = cli(['--help']);

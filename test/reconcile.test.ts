@@ -185,6 +185,49 @@ describe('checkpoint file', () => {
     expect([...loaded.exported.keys()].sort()).toEqual(['a', 'b']);
   });
 
+  it('keeps its creation time: the backfill never reaches before the first start, even with nothing exported', () => {
+    const path = join(tmp(), 'cp.jsonl');
+    const cp = new Checkpoint(path, 60_000);
+    expect(cp.load()).toBeUndefined();
+    cp.create(T0);
+    const empty = new Checkpoint(path, 60_000);
+    const state = empty.load()!;
+    expect(state).toMatchObject({ watermark: 0, createdAt: T0 });
+    expect(empty.backfillFrom(state)).toBe(T0);
+    empty.record([{ taskId: 'a', completedAt: T0 + 30_000 }]);
+    expect(empty.backfillFrom(new Checkpoint(path, 60_000).load()!)).toBe(T0); // watermark - window is before it
+    empty.record([{ taskId: 'b', completedAt: T0 + 600_000 }]);
+    expect(empty.backfillFrom(new Checkpoint(path, 60_000).load()!)).toBe(T0 + 540_000);
+    // A file written before createdAt was kept: its watermark, or no backfill at all when it has none.
+    const legacy = join(tmp(), 'legacy.jsonl');
+    writeFileSync(legacy, '{"format":"mastra-task-bridge-checkpoint","version":1,"watermark":0}\n');
+    const old = new Checkpoint(legacy, 60_000);
+    expect(old.backfillFrom(old.load()!)).toBeUndefined();
+  });
+
+  it('a restart after a run that exported nothing backfills what finished while it was down, not what finished before it ever ran', async () => {
+    const path = join(tmp(), 'cp.jsonl');
+    const source = new StoreSource();
+    source.records.set('before', record('before', 'completed', { startedAt: T0 - 3_600_000, completedAt: T0 - 3_500_000 }));
+    const config = { otel: { tracesExporter: 'none' as const }, metrics: { defaultMetrics: false }, enrichment: { enabled: false }, state: { checkpointFile: path } };
+    const first = startBridge({ source, logger: silent, now: () => T0, config });
+    await first.whenReady(5_000);
+    await first.idle();
+    expect(total(await scrape(first.app), 'mastra_background_task_finished_total')).toBe(0);
+    await first.close();
+    source.records.set('down', record('down', 'completed', { startedAt: T0 + 10_000, completedAt: T0 + 20_000 }));
+    const second = startBridge({ source, logger: silent, now: () => T0 + 60_000, config });
+    try {
+      await second.whenReady(5_000);
+      await second.idle();
+      const s = await scrape(second.app);
+      expect(total(s, 'mastra_background_task_finished_total')).toBe(1);
+      expect(total(s, 'mastra_task_bridge_reconciled_total', { status: 'completed' })).toBe(1);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('ignores a torn last line, refuses a file that is not a checkpoint, compacts atomically', () => {
     const dir = tmp();
     const path = join(dir, 'cp.jsonl');
