@@ -2,7 +2,7 @@
 // lookups `{prefix}/background-tasks[/:id]` and `{prefix}/observability/traces…`.
 //
 // Owns: HTTP, SSE framing (eventsource-parser, not a hand-written parser), reconnects with capped exponential
-// backoff and full jitter, and classifying why a connection ended into a bounded reason. Must not: parse event JSON
+// backoff and equal jitter (half the delay fixed, half random), and classifying why a connection ended into a bounded reason. Must not: parse event JSON
 // (events.ts does) or keep task state.
 // Mastra's stream sends no ids, no retry hints and no heartbeats: silence is normal, and an idle body cut by a
 // timeout is an ordinary reconnect.
@@ -19,7 +19,7 @@ export interface RemoteSourceOptions {
   token?: string | undefined;
   maxFrameBytes?: number;
   logger?: Logger;
-  /** Backoff between reconnects: min(maxMs, initialMs * 2^attempt) with full jitter. */
+  /** Backoff between reconnects: min(maxMs, initialMs * 2^attempt) with equal jitter (between half of it and all of it). */
   backoff?: { initialMs: number; maxMs: number };
   /** Timeout of each REST lookup, and of waiting for the stream's response headers. */
   requestTimeoutMs?: number;
@@ -104,35 +104,12 @@ export class RemoteSource implements TaskSource {
       this.authWarned = false;
       wasConnected = true;
       sink.connected();
-      // A frame over the limit: the parser gives up on it; count it once, then skip the rest of its line (it may
-      // span many more chunks) without buffering it, and parse on from the next line.
-      let discarding = false;
-      const parser = createParser({
-        onEvent: (event) => {
-          if (event.data === '[DONE]') return;
-          sink.frame(event.data);
-        },
-        onError: (error) => {
-          if ((error as { type?: string }).type === 'max-buffer-size-exceeded') {
-            sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`);
-            discarding = true;
-            parser.reset({ consume: false });
-          }
-        },
-        // Headroom for the `data: ` prefixes of a multi-line frame; parseFrame enforces the exact limit.
-        maxBufferSize: this.maxFrameBytes + 4096,
-      });
+      const framer = new SseFramer(this.maxFrameBytes, (data) => sink.frame(data), () =>
+        sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`),
+      );
       const decoder = new TextDecoder();
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        let text = decoder.decode(chunk, { stream: true });
-        if (discarding) {
-          const end = text.search(/[\r\n]/);
-          if (end < 0) continue;
-          discarding = false;
-          // keep the line terminator: the parser ends the (now empty) event there
-          text = text.slice(end);
-        }
-        parser.feed(text);
+        framer.feed(decoder.decode(chunk, { stream: true }));
       }
       return { reason: 'eof', wasConnected };
     } catch (error) {
@@ -243,6 +220,107 @@ export class RemoteSource implements TaskSource {
 }
 
 const RUN_TRACE_CACHE_SIZE = 1_000;
+
+const LF = 10;
+const CR = 13;
+
+/**
+ * SSE text (in chunks, split anywhere) → the `data` of each event, through eventsource-parser (CRLF, CR, multi-line
+ * data, comments, BOM). `[DONE]` is not an event. An event over the limit (in UTF-16 units here; parseFrame checks the
+ * exact UTF-8 bytes of the rest) is reported once through `oversized` and
+ * skipped whole, up to the blank line that ends it, without buffering it: its later lines must not parse as events of
+ * their own (a multi-line event's remaining `data:` lines would otherwise each count as a second, invalid frame).
+ */
+export class SseFramer {
+  private readonly parser: ReturnType<typeof createParser>;
+  private discarding = false;
+  /** While discarding: the text so far ended a line (the next terminator ends the event). */
+  private atLineStart = false;
+  /** While discarding: the text so far ended in CR (a leading LF completes that CRLF). */
+  private afterCr = false;
+  private exceeded = false;
+  /** The last character fed so far (a CR's meaning depends on the one before it). */
+  private lastChar = 0;
+
+  constructor(maxFrameBytes: number, onData: (data: string) => void, private readonly oversized: () => void) {
+    this.parser = createParser({
+      onEvent: (event) => {
+        // An event that arrived whole within one chunk never fills the parser's buffer: same verdict, same count.
+        if (event.data.length > maxFrameBytes) oversized();
+        else if (event.data !== '[DONE]') onData(event.data);
+      },
+      onError: (error) => {
+        if ((error as { type?: string }).type === 'max-buffer-size-exceeded') this.exceeded = true;
+      },
+      // Headroom for the `data: ` prefixes of a multi-line frame; parseFrame enforces the exact limit.
+      maxBufferSize: maxFrameBytes + 4096,
+    });
+  }
+
+  feed(text: string): void {
+    if (this.discarding) {
+      const next = this.skip(text);
+      if (text !== '') this.lastChar = text.charCodeAt(text.length - 1);
+      if (next < 0) return;
+      this.discarding = false;
+      this.parser.reset({ consume: false });
+      text = text.slice(next);
+      if (text === '') return;
+    }
+    this.parser.feed(text);
+    const before = text.length >= 2 ? text.charCodeAt(text.length - 2) : this.lastChar;
+    this.lastChar = text.charCodeAt(text.length - 1);
+    if (this.exceeded) {
+      // The parser has dispatched every event that ended in this text and dropped the one over the limit (a
+      // trailing CR it holds back, waiting to see whether a LF follows).
+      this.exceeded = false;
+      this.oversized();
+      const last = this.lastChar;
+      if (last === CR && (before === LF || before === CR)) {
+        this.parser.reset({ consume: false }); // that CR is the blank line: the event is over
+        return;
+      }
+      this.discarding = true;
+      this.atLineStart = last === LF || last === CR;
+      this.afterCr = last === CR;
+    }
+  }
+
+  /** Index just past the blank line that ends the discarded event, or -1 if `text` does not reach it. */
+  private skip(text: string): number {
+    let i = 0;
+    const n = text.length;
+    while (i < n) {
+      let c = text.charCodeAt(i);
+      if (this.afterCr) {
+        this.afterCr = false;
+        if (c === LF) {
+          i++;
+          continue;
+        }
+      }
+      if (this.atLineStart && (c === LF || c === CR)) {
+        i++;
+        if (c === CR) {
+          if (i === n) this.afterCr = true; // a LF may follow in the next chunk: the parser takes it as a blank line
+          else if (text.charCodeAt(i) === LF) i++;
+        }
+        return i;
+      }
+      // Skip to the end of this line.
+      let j = i;
+      while (j < n && (c = text.charCodeAt(j)) !== LF && c !== CR) j++;
+      if (j === n) {
+        this.atLineStart = false;
+        return -1;
+      }
+      this.atLineStart = true;
+      this.afterCr = c === CR;
+      i = j + 1;
+    }
+    return -1;
+  }
+}
 
 interface StoredSpan {
   spanId?: unknown;
