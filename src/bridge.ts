@@ -235,6 +235,9 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   let connected = false;
   let synced = false;
+  /** Connection attempts that failed since the last successful connect, and the reason last logged. */
+  let failedAttempts = 0;
+  let lastFailure: string | undefined;
   let reason: string | undefined = 'connecting to the Mastra background-task stream';
   let generation = 0;
   const readyWaiters = new Set<() => void>();
@@ -261,6 +264,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     dropped: (why, detail) => pipeline.dropped(why, detail),
     connected: () => {
       connected = true;
+      failedAttempts = 0;
+      lastFailure = undefined;
       synced = false;
       reason = 'initial sync with Mastra not finished';
       metrics.sourceUp(true);
@@ -292,7 +297,21 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       generation++;
       reason = `disconnected: ${why}`;
       metrics.sourceUp(false);
-      if (!abort.signal.aborted && wasConnected) sourceLog.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
+      if (abort.signal.aborted) return;
+      if (wasConnected) {
+        sourceLog.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
+        return;
+      }
+      // A bridge that never gets through (wrong MASTRA_URL, port or prefix; Mastra down) must say so, without a line
+      // per retry: the first failure of each kind, then every 20th. Rejected credentials are logged by the source.
+      failedAttempts++;
+      if (why !== 'unauthorized' && (why !== lastFailure || failedAttempts % 20 === 0)) {
+        lastFailure = why;
+        sourceLog.warn(
+          { reason: why, err: error, attempts: failedAttempts, source: source.description },
+          'cannot connect to the background-task stream; retrying with backoff',
+        );
+      }
     },
   };
   const running = source.run(sink, abort.signal).catch((error) => {

@@ -206,6 +206,32 @@ describe('connection failures: every kind of end is a counted reconnect, never a
     expect(upstream.connections).toBe(3);
   });
 
+  it('a MASTRA_URL where nothing listens: refused attempts are counted, and logged once rather than per retry', async () => {
+    const lines: { level: number; msg: string; reason?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const url = `http://127.0.0.1:${await freePort()}`;
+    bridge = startBridge({
+      logger,
+      config: {
+        source: { mastraUrl: url, reconnect: { initialMs: 5, maxMs: 20 } },
+        otel: { tracesExporter: 'none' },
+        metrics: { defaultMetrics: false },
+        enrichment: { enabled: false },
+      },
+    });
+    await waitFor(async () => total(await scrape(bridge!.app), 'mastra_task_bridge_source_reconnects_total', { reason: 'refused' }) >= 10, {
+      message: 'ten refused attempts',
+    });
+    const refused = total(await scrape(bridge.app), 'mastra_task_bridge_source_reconnects_total', { reason: 'refused' });
+    const warned = lines.filter((l) => l.msg.startsWith('cannot connect to the background-task stream'));
+    expect(warned.length).toBeGreaterThanOrEqual(1);
+    expect(warned.length).toBeLessThanOrEqual(1 + Math.floor(refused / 20));
+    expect(warned[0]).toMatchObject({ level: 40, reason: 'refused' });
+    const ready = await bridge.app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().reason).toContain('refused');
+  });
+
   it('a stream that answers no headers times out and is retried', async () => {
     upstream = new ScriptedServer([async () => new Promise<void>(() => undefined)]);
     const url = await upstream.listen();
