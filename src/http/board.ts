@@ -83,7 +83,7 @@ ${demo}
 <tr><td>Mode</td><td>${escape(s.mode)}</td></tr>
 <tr><td>Source</td><td>${escape(s.source)}</td></tr>
 <tr><td>Status</td><td class="${ready ? 'ok' : 'bad'}">${ready ? 'ready' : escape(s.reason ?? 'not ready')}</td></tr>
-<tr><td>Spans</td><td>${s.tracesExported ? 'exported over OTLP' : 'not exported (no OTLP endpoint set)'}</td></tr>
+<tr><td>Spans</td><td>${s.tracesExported ? 'exported over OTLP' : 'not exported (no OTLP endpoint set, or OTEL_TRACES_EXPORTER=none)'}</td></tr>
 </table>
 ${board}
 </main>
