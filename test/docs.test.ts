@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigSchema, ENV_VARS } from '../src/config.js';
-import { METRIC_NAMES } from '../src/metrics.js';
+import { BridgeMetrics, METRIC_NAMES } from '../src/metrics.js';
 import { panelQueries } from './support/grafana.js';
 
 const readme = readFileSync('README.md', 'utf8');
@@ -24,6 +24,20 @@ function keys(obj: unknown, prefix = ''): string[] {
 describe('documentation matches the code', () => {
   it('README metric table lists exactly the metrics defined in src/metrics.ts', () => {
     expect(tableNames('Metrics').sort()).toEqual([...METRIC_NAMES].sort());
+  });
+
+  it('README metric table gives each metric its real type and label names', async () => {
+    const section = readme.split(/^## /m).find((s) => s.startsWith('Metrics\n'))!;
+    const documented = new Map(
+      [...section.matchAll(/^\| `([^`]+)` \| (\w+) \|([^|]*)\|/gm)].map((m) => [m[1]!, { type: m[2]!, labels: m[3]!.split(',').map((l) => l.trim()).filter(Boolean).sort() }]),
+    );
+    const metrics = new BridgeMetrics({ version: 'docs', defaultMetrics: false });
+    const real = (await metrics.registry.getMetricsAsJSON()).filter((m) => (METRIC_NAMES as readonly string[]).includes(m.name));
+    expect(real.map((m) => m.name).sort()).toEqual([...METRIC_NAMES].sort());
+    for (const m of real) {
+      const metric = metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] };
+      expect(documented.get(m.name), m.name).toEqual({ type: String(m.type), labels: [...(metric.labelNames ?? [])].sort() });
+    }
   });
 
   it('README environment table lists exactly ENV_VARS, with the config path each overrides', () => {
