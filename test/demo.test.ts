@@ -20,25 +20,15 @@ import {
   type ScenarioResult,
 } from '../src/demo/workload.js';
 import { findToolCallSpan, hasTraceStorage } from '../src/sources/mastra-traces.js';
+import { waitFor as poll } from './support/poll.js';
 
 interface StreamEvent {
   type: string;
   payload: Record<string, unknown>;
 }
 
-async function waitFor<T>(
-  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  what: string,
-  timeoutMs = 20_000, // generous: a loaded CI machine is slow, and the deadline only matters when something is wrong
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** The shared deadline poll, with this file's generous default (a loaded CI machine is slow). */
+const waitFor = <T>(probe: Parameters<typeof poll<T>>[0], message: string, timeoutMs = 20_000) => poll(probe, { message, timeoutMs, intervalMs: 10 });
 
 /** Subscribes to mastra.backgroundTaskManager.stream({}) and collects every event. */
 function collectEvents(mastra: Mastra): { events: StreamEvent[]; stop(): void } {
