@@ -468,7 +468,14 @@ export class BridgeMetrics {
     const labels = this.pair(agentId, toolName).byStatus[status];
     // Exemplar-enabled metrics take one options object (prom-client swaps inc/observe for them). Its types name the
     // exemplar labels after the metric's own labels; any names are valid in OpenMetrics, hence the cast.
-    const exemplarLabels = (exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : {}) as never;
+    // Without a span, no exemplar at all: prom-client's counter takes an empty label set as a new (empty) exemplar,
+    // which would replace the last real one and render `# {}`.
+    if (exemplar === undefined) {
+      this.finished.inc({ labels, value: 1 });
+      if (durationSeconds !== undefined) this.duration.observe({ labels, value: durationSeconds });
+      return;
+    }
+    const exemplarLabels = { trace_id: exemplar.traceId, span_id: exemplar.spanId } as never;
     this.finished.inc({ labels, value: 1, exemplarLabels });
     if (durationSeconds !== undefined) this.duration.observe({ labels, value: durationSeconds, exemplarLabels });
   }

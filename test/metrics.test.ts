@@ -37,6 +37,16 @@ describe('BridgeMetrics', () => {
     expect(body).toMatch(/mastra_background_task_duration_seconds_bucket\{le="2\.5",agent_id="agent-a",tool_name="tool-x",status="failed"\} 1 # \{trace_id="a{32}",span_id="b{16}"\} 1\.5/);
   });
 
+  it('a finish without a span keeps the last real exemplar and never renders an empty one', async () => {
+    const m = withTraffic();
+    m.taskFinished('agent-a', 'tool-x', 'failed', 1.6); // e.g. spans not exported
+    m.taskFinished('agent-a', 'tool-x', 'cancelled', 0.1);
+    const { body } = await m.render(OM);
+    expect(body).toMatch(/mastra_background_task_finished_total\{agent_id="agent-a",tool_name="tool-x",status="failed"\} 2 # \{trace_id="a{32}",span_id="b{16}"\} 1 \d/);
+    expect(body).toMatch(/mastra_background_task_finished_total\{agent_id="agent-a",tool_name="tool-x",status="cancelled"\} 1\n/);
+    expect(body).not.toContain('# {}');
+  });
+
   it('keeps `_total` on counters in text format after an OpenMetrics render (prom-client renames in place)', async () => {
     const m = withTraffic();
     await m.render(OM);
