@@ -12,8 +12,10 @@
 // - A terminal event for a task never seen still finishes it once (cancelled while pending; bridge started mid-task).
 // - After the terminal event, a repeated terminal event is a duplicate and anything else is out of order; both change
 //   nothing. Finished task ids are remembered for `dedupeWindowMs` (bounded by `maxTombstones`).
-// - Past `maxOpenTasks`, the oldest open task is evicted (counted); if its terminal event comes later it is finished
-//   as a task never seen, so it still gets its one span.
+// - Past `maxOpenTasks`, the oldest open task is evicted (counted); if its terminal event comes later it still gets its
+//   one span, from its first start, and its start is not counted again. Evicted ids (and first starts) are remembered,
+//   up to `maxOpenTasks` of them; a later stream event re-opens the task (no second `started`), reconciliation does not
+//   (that would evict another task on every pass).
 
 import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskRecord, finalStatusOf, isTimeoutError } from './events.js';
 
@@ -136,6 +138,10 @@ export class TaskTracker {
   // front of a Map until it rehashes, and every new iterator walks over them, so "delete the first entry" costs
   // O(deleted so far) — tens of µs per event once the cap is reached (see bench/).
   private readonly tombstones = new Map<string, number>();
+  // Evicted open task id → its first start, if known; bounded by maxOpenTasks through a FIFO like the tombstones'.
+  private readonly evicted = new Map<string, number | undefined>();
+  private evictedOrder: string[] = [];
+  private evictedHead = 0;
   private expiryIds: string[] = [];
   private expiryAts: number[] = [];
   private expiryHead = 0;
@@ -181,7 +187,10 @@ export class TaskTracker {
       return { result: isTerminal(event.kind) ? 'duplicate' : 'out_of_order', transitions: NONE };
     }
     const task = this.open.get(event.taskId);
-    if (task === undefined) return this.firstSight(event, observedAt);
+    if (task === undefined) {
+      if (this.evicted.size > 0 && this.evicted.has(event.taskId)) return this.afterEviction(event, observedAt);
+      return this.firstSight(event, observedAt);
+    }
 
     switch (event.kind) {
       case 'running':
@@ -229,15 +238,17 @@ export class TaskTracker {
     if (this.tombstones.has(record.id)) return { result: 'duplicate', transitions: NONE };
     const final = finalStatusOf(record);
     const task = this.open.get(record.id);
+    const wasEvicted = task === undefined && this.evicted.size > 0 && this.evicted.has(record.id);
     if (final !== undefined) {
       const identity = task ?? this.identityOf(record);
-      const finished = task
-        ? this.finish(task, terminalEventFrom(record, final), 'reconciled', observedAt)
-        : this.finishUnseen(identity, terminalEventFrom(record, final), 'reconciled', observedAt);
+      let finished: FinishedTask;
+      if (task) finished = this.finish(task, terminalEventFrom(record, final), 'reconciled', observedAt);
+      else if (wasEvicted) finished = this.finishEvicted(identity, terminalEventFrom(record, final), 'reconciled', observedAt);
+      else finished = this.finishUnseen(identity, terminalEventFrom(record, final), 'reconciled', observedAt);
       finished.info = infoOf(record);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
-    if (record.status === 'pending') return { result: 'duplicate', transitions: NONE };
+    if (record.status === 'pending' || wasEvicted) return { result: 'duplicate', transitions: NONE };
     const phase: Phase = record.status === 'suspended' ? 'suspended' : 'running';
     if (task === undefined) {
       const at = phase === 'suspended' ? record.suspendedAt : record.startedAt;
@@ -294,6 +305,41 @@ export class TaskTracker {
     this.expiryAts.push(at);
   }
 
+  /** A stream event for a task evicted at the cap: finish it from its first start, or re-open it; never a 2nd start. */
+  private afterEviction(event: TaskEvent, observedAt: number): Outcome {
+    if (isTerminal(event.kind)) {
+      const finished = this.finishEvicted(this.identityOf(event), event, 'event', observedAt);
+      return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
+    }
+    const startedAt = this.evicted.get(event.taskId);
+    this.evicted.delete(event.taskId);
+    const outcome = this.firstSight(event, observedAt);
+    const reopened = this.open.get(event.taskId);
+    if (reopened && startedAt !== undefined) reopened.startedAt = startedAt;
+    return { result: outcome.result, transitions: outcome.transitions.filter((t) => t.type !== 'started') };
+  }
+
+  private finishEvicted(identity: TaskIdentity, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
+    const startedAt = this.evicted.get(identity.taskId);
+    this.evicted.delete(identity.taskId);
+    this.tombstone(identity.taskId, observedAt);
+    const finished = this.finishedFrom(identity, event, origin, true);
+    if (startedAt !== undefined) finished.startedAt = startedAt;
+    return finished;
+  }
+
+  private rememberEvicted(task: OpenTask): void {
+    this.evicted.set(task.taskId, task.startedAt ?? task.info?.startedAt);
+    this.evictedOrder.push(task.taskId);
+    while (this.evicted.size > this.options.maxOpenTasks && this.evictedHead < this.evictedOrder.length) {
+      this.evicted.delete(this.evictedOrder[this.evictedHead++] as string);
+    }
+    if (this.evictedHead > 1024 && this.evictedHead * 2 > this.evictedOrder.length) {
+      this.evictedOrder = this.evictedOrder.slice(this.evictedHead);
+      this.evictedHead = 0;
+    }
+  }
+
   private firstSight(event: TaskEvent, observedAt: number): Outcome {
     if (isTerminal(event.kind)) {
       const finished = this.finishUnseen(this.identityOf(event), event, 'event', observedAt);
@@ -338,6 +384,7 @@ export class TaskTracker {
       const oldest = this.open.values().next().value as OpenTask;
       this.open.delete(oldest.taskId);
       this.count(oldest, -1);
+      this.rememberEvicted(oldest);
       transitions.push({ type: 'evicted', task: oldest });
     }
     return { result: 'applied', transitions };

@@ -222,7 +222,28 @@ describe('TaskTracker rules', () => {
     expect(tracker.size).toBe(2);
     const end = tracker.apply(ev('completed', 9, { taskId: 'a' }), T0);
     expect(end.transitions.map((t) => t.type)).toEqual(['finished']);
-    expect((end.transitions[0] as { task: FinishedTask }).task.startCounted).toBe(false);
+    // Its start was counted when it opened, and its first start is kept for the span.
+    expect((end.transitions[0] as { task: FinishedTask }).task).toMatchObject({ startCounted: true, startedAt: T0, completedAt: T0 + 9 });
+    expect(tracker.apply(ev('completed', 9, { taskId: 'a' }), T0).result).toBe('duplicate');
+  });
+
+  it('an evicted task that speaks again re-opens without a second start; reconciliation never re-opens it', () => {
+    const tracker = new TaskTracker({ maxOpenTasks: 2 });
+    tracker.apply(ev('running', 0, { taskId: 'a' }), T0);
+    tracker.apply(ev('running', 1, { taskId: 'b' }), T0);
+    tracker.apply(ev('running', 2, { taskId: 'c' }), T0); // evicts a
+    // Storage still says a runs: reconciliation leaves it alone (re-opening would evict b, then b would evict c...).
+    const stored = tracker.reconcile(rec('running', { id: 'a', startedAt: T0 }), T0);
+    expect(stored).toEqual({ result: 'duplicate', transitions: [] });
+    expect(tracker.get('a')).toBeUndefined();
+    // The stream speaks of a again: it is open again (evicting the oldest, b), its start not counted twice.
+    const out = tracker.apply(ev('output', undefined, { taskId: 'a' }), T0 + 5);
+    expect(out.transitions.map((t) => t.type)).toEqual(['output', 'evicted']);
+    expect(tracker.get('a')).toMatchObject({ startedAt: T0, outputCount: 1 });
+    // b, evicted now, ends through reconciliation: one finish, start already counted.
+    const done = tracker.reconcile(rec('completed', { id: 'b', startedAt: T0 + 1, completedAt: T0 + 20 }), T0 + 30);
+    expect(done.transitions.map((t) => t.type)).toEqual(['finished']);
+    expect((done.transitions[0] as { task: FinishedTask }).task).toMatchObject({ taskId: 'b', startCounted: true, startedAt: T0 + 1, origin: 'reconciled' });
   });
 
   it('keeps open-task counts by agent, tool and phase', () => {
