@@ -12,7 +12,7 @@ import { type BridgeStatus, buildApp } from './http/app.js';
 import { BridgeMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { PlacementResolver } from './placement.js';
-import { Reconciler } from './reconcile.js';
+import { maxLagFor, Reconciler } from './reconcile.js';
 import { SpanIndex } from './span-index.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
@@ -229,6 +229,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       maxPages: config.reconcile.maxPages,
       overlapMs: config.reconcile.overlapSeconds * 1000,
       maxLookups: config.reconcile.maxLookups,
+      maxLagMs: maxLagFor(config.tracker.dedupeWindowSeconds * 1000),
     },
   );
   const rec = reconciler;

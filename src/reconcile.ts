@@ -10,6 +10,12 @@
 //    finished ids the bridge already has are duplicates and change nothing;
 // 4. pending tasks (they publish nothing until they run): counted for `mastra_background_tasks{status="pending"}`.
 // The load on Mastra is bounded: `perPage` records a request, at most `maxPages` pages a query a pass.
+//
+// The completedAt scan may fall behind (completions faster than perPage × maxPages a pass). It must never read back
+// further than the tracker remembers finished ids (its dedupe window): a task finished from the stream 20 minutes ago
+// has no tombstone any more and would be counted again. So the scan never starts before `now - maxLagMs` (except for
+// the backfill before the bridge started, whose ids come from the checkpoint and stay remembered for a dedupe window
+// from the start); what it skips is logged, with the remedy.
 
 import type { Logger } from 'pino';
 import type { TaskRecord, TaskStatus } from './events.js';
@@ -25,9 +31,16 @@ export interface ReconcileOptions {
   overlapMs: number;
   /** getTask calls a pass may make for open tasks missing upstream. */
   maxLookups: number;
+  /** How far behind `now` the completedAt scan may be: less than the tracker's dedupe window. */
+  maxLagMs: number;
 }
 
-export const DEFAULT_RECONCILE: ReconcileOptions = { perPage: 100, maxPages: 10, overlapMs: 60_000, maxLookups: 200 };
+export const DEFAULT_RECONCILE: ReconcileOptions = { perPage: 100, maxPages: 10, overlapMs: 60_000, maxLookups: 200, maxLagMs: 14 * 60_000 };
+
+/** The lag limit for a tracker that remembers finished ids for `dedupeWindowMs`: a minute of margin below it. */
+export function maxLagFor(dedupeWindowMs: number): number {
+  return Math.max(0, dedupeWindowMs - Math.min(60_000, dedupeWindowMs / 4));
+}
 
 export interface ReconcilerDeps {
   source: Pick<TaskSource, 'listTasks' | 'getTask'>;
@@ -54,12 +67,17 @@ export class Reconciler {
   private missing = new Map<string, number>();
   private pendingCounts: PendingCount[] = [];
   private running: Promise<void> | undefined;
+  /** A pass asked for while one runs (e.g. a reconnect): it runs once that one ends, so it sees the gap. */
+  private queued: Promise<void> | undefined;
+  private readonly startedAt: number;
+  private skipsLogged = 0;
 
   constructor(
     private readonly deps: ReconcilerDeps,
     private readonly options: ReconcileOptions = DEFAULT_RECONCILE,
   ) {
     this.cursor = deps.scanFrom;
+    this.startedAt = deps.now();
   }
 
   /** Pending tasks by agent and tool, as of the last pass. */
@@ -67,12 +85,30 @@ export class Reconciler {
     return this.pendingCounts;
   }
 
-  /** Run one pass; concurrent calls share the pass under way. */
+  /**
+   * Run one pass. A call while a pass runs does not join it (that pass may have read storage before the gap the caller
+   * knows of): it gets one fresh pass after it, shared by every call made meanwhile.
+   */
   pass(signal?: AbortSignal): Promise<void> {
-    this.running ??= this.run(signal).finally(() => {
-      this.running = undefined;
+    if (this.running === undefined) return this.start(signal);
+    this.queued ??= this.running.then(
+      () => this.startQueued(signal),
+      () => this.startQueued(signal),
+    );
+    return this.queued;
+  }
+
+  private startQueued(signal?: AbortSignal): Promise<void> {
+    this.queued = undefined;
+    return this.running ?? this.start(signal);
+  }
+
+  private start(signal?: AbortSignal): Promise<void> {
+    const p = this.run(signal).finally(() => {
+      if (this.running === p) this.running = undefined;
     });
-    return this.running;
+    this.running = p;
+    return p;
   }
 
   private async run(signal?: AbortSignal): Promise<void> {
@@ -159,7 +195,19 @@ export class Reconciler {
   private async scanCompleted(signal?: AbortSignal): Promise<void> {
     // Never before scanFrom: without a checkpoint, tasks that ended before the bridge started are not its to count.
     // After a truncated pass, continue where it stopped; otherwise look back `overlapMs` for records written late.
-    const from = this.resumeAt ?? Math.max(this.deps.scanFrom, this.cursor - this.options.overlapMs);
+    let from = this.resumeAt ?? Math.max(this.deps.scanFrom, this.cursor - this.options.overlapMs);
+    const floor = this.deps.now() - this.options.maxLagMs;
+    if (floor > this.startedAt && from < floor) {
+      if (this.skipsLogged++ % 20 === 0) {
+        this.deps.logger.warn(
+          { skippedFrom: new Date(from).toISOString(), skippedTo: new Date(floor).toISOString(), perPage: this.options.perPage, maxPages: this.options.maxPages },
+          'completed-task scan fell behind further than finished tasks are remembered; skipping ahead (tasks that ended unseen in that range are not counted; raise reconcile.perPage or reconcile.maxPages)',
+        );
+      }
+      this.deps.metrics.reconcileFailed();
+      from = floor;
+      this.resumeAt = undefined;
+    }
     let latest = Number.NEGATIVE_INFINITY;
     const pages = this.pages({ dateFilterBy: 'completedAt', fromDate: new Date(Math.max(0, from)), orderBy: 'completedAt', orderDirection: 'asc' }, signal);
     let result = await pages.next();

@@ -8,6 +8,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { Checkpoint } from '../src/checkpoint.js';
+import { maxLagFor, Reconciler } from '../src/reconcile.js';
+import { TaskTracker } from '../src/tracker.js';
 import type { TaskRecord } from '../src/events.js';
 import type { FinishedTask } from '../src/tracker.js';
 import type { SourceSink, TaskPage, TaskQuery, TaskSource } from '../src/sources/types.js';
@@ -157,6 +159,85 @@ describe('reconciliation', () => {
     expect(total(await scrape(bridge.app), 'mastra_task_bridge_reconcile_failures_total')).toBeGreaterThanOrEqual(1);
     fail = false;
     expect((await bridge.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+});
+
+describe('Reconciler on its own (a real tracker, a store, a clock the test moves)', () => {
+  function setup(opts: { perPage: number; maxPages: number }) {
+    let clock = T0;
+    const source = new StoreSource();
+    const tracker = new TaskTracker({ dedupeWindowMs: 15 * 60_000 });
+    const finished: string[] = [];
+    const warnings: string[] = [];
+    let failures = 0;
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void warnings.push(JSON.parse(l).msg) });
+    const reconciler = new Reconciler(
+      {
+        source,
+        tracker,
+        logger,
+        now: () => clock,
+        scanFrom: T0,
+        pipeline: {
+          reconcile: (record) => {
+            const out = tracker.reconcile(record, clock);
+            for (const t of out.transitions) if (t.type === 'finished') finished.push(t.task.taskId);
+            return out.transitions;
+          },
+        },
+        metrics: { reconciled: () => undefined, reconcileFailed: () => void failures++ },
+      },
+      { perPage: opts.perPage, maxPages: opts.maxPages, overlapMs: 60_000, maxLookups: 10, maxLagMs: maxLagFor(15 * 60_000) },
+    );
+    return { source, tracker, reconciler, finished, warnings, failures: () => failures, setClock: (t: number) => (clock = t) };
+  }
+
+  it('a completed scan that fell behind never reads back past the dedupe window (it would count stream-finished tasks again)', async () => {
+    const { source, tracker, reconciler, finished, warnings, failures, setClock } = setup({ perPage: 10, maxPages: 1 });
+    // 300 tasks finish over 5 minutes, every one seen on the stream.
+    for (let i = 0; i < 300; i++) {
+      const at = T0 + i * 1000;
+      source.records.set(`s${i}`, record(`s${i}`, 'completed', { startedAt: at - 10, completedAt: at }));
+      tracker.apply({ kind: 'completed', taskId: `s${i}`, toolName: 'research_topic', toolCallId: `call-s${i}`, agentId: 'research-agent', runId: `run-s${i}`, at }, at);
+    }
+    setClock(T0 + 300_000);
+    await reconciler.pass(); // 10 records a pass: far behind, all duplicates so far
+    expect(finished).toEqual([]);
+    // 30 minutes later every tombstone has expired, and the scan is still minutes behind.
+    setClock(T0 + 30 * 60_000);
+    tracker.prune(T0 + 30 * 60_000);
+    expect(tracker.tombstoneCount).toBe(0);
+    await reconciler.pass();
+    const scans = source.listCalls.filter((q) => q.dateFilterBy === 'completedAt');
+    expect(scans.at(-1)!.fromDate!.getTime()).toBeGreaterThanOrEqual(T0 + 30 * 60_000 - maxLagFor(15 * 60_000));
+    expect(finished).toEqual([]); // none counted twice
+    expect(warnings.some((w) => w.startsWith('completed-task scan fell behind'))).toBe(true);
+    expect(failures()).toBe(1);
+  });
+
+  it('a pass asked for while one runs gets a fresh pass after it (a reconnect must not reuse pre-gap reads)', async () => {
+    const { source, reconciler, finished } = setup({ perPage: 100, maxPages: 10 });
+    // The first pass's last step (pending tasks) waits until the test releases it: its completedAt scan is done.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const list = source.listTasks.bind(source);
+    let held = 0;
+    source.listTasks = async (q) => {
+      if (q.status === 'pending' && held++ === 0) await released;
+      return list(q);
+    };
+    const first = reconciler.pass();
+    await waitFor(() => held === 1, { message: 'first pass past its completed scan' });
+    // The gap: a task starts and ends after the first pass read storage (e.g. while the stream was down).
+    source.records.set('gap', record('gap', 'completed', { startedAt: T0 + 5, completedAt: T0 + 10 }));
+    const second = reconciler.pass();
+    expect(reconciler.pass()).toBe(second); // one queued pass, shared by every call meanwhile
+    release();
+    await first;
+    expect(finished).toEqual([]);
+    await second;
+    expect(source.listCalls.filter((q) => q.dateFilterBy === 'completedAt')).toHaveLength(2);
+    expect(finished).toEqual(['gap']);
   });
 });
 
