@@ -137,8 +137,10 @@
     );
     openBody.replaceChildren(...(rows.length ? rows : [emptyRow(8, 'No task is running or suspended.')]));
     const running = openRows.filter((t) => t.status === 'running').length;
+    const suspended = openRows.filter((t) => t.status === 'suspended').length;
+    const requeued = openRows.length - running - suspended; // pending: put back in Mastra's queue for a retry
     document.getElementById('open-count').textContent =
-      `${running} running, ${openRows.length - running} suspended` + (openRows.length > OPEN_SHOWN ? ` (oldest ${OPEN_SHOWN} shown)` : '');
+      `${running} running, ${suspended} suspended` + (requeued ? `, ${requeued} waiting to retry` : '') + (openRows.length > OPEN_SHOWN ? ` (oldest ${OPEN_SHOWN} shown)` : '');
 
     const done = [...finished.values()].reverse().slice(0, FINISHED_SHOWN);
     const finishedBody = document.querySelector('#finished-tasks tbody');

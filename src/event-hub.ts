@@ -17,8 +17,8 @@ import type { FinalStatus } from './events.js';
 
 export const BRIDGE_EVENT_TYPES = ['started', 'output', 'suspended', 'resumed', 'finished'] as const;
 export type BridgeEventType = (typeof BRIDGE_EVENT_TYPES)[number];
-export type TaskViewStatus = 'running' | 'suspended' | FinalStatus;
-export const TASK_VIEW_STATUSES: readonly TaskViewStatus[] = ['running', 'suspended', 'completed', 'failed', 'timed_out', 'cancelled'];
+export type TaskViewStatus = 'running' | 'suspended' | 'pending' | FinalStatus;
+export const TASK_VIEW_STATUSES: readonly TaskViewStatus[] = ['running', 'suspended', 'pending', 'completed', 'failed', 'timed_out', 'cancelled'];
 
 /** A task as `/api/events` shows it. Times are epoch milliseconds. */
 export interface TaskView {

@@ -266,6 +266,7 @@ export class BridgeMetrics {
         const t = now();
         const max = new Map<string, { agent_id: string; tool_name: string; status: string; age: number }>();
         for (const task of scan()) {
+          if (task.phase === 'pending') continue; // waiting in Mastra's queue, not running: its age is not a run's
           const since = task.phase === 'suspended' ? task.suspendedAt : (task.lastResumedAt ?? task.startedAt ?? task.info?.startedAt ?? task.firstSeenAt);
           const age = Math.max(0, (t - (since ?? task.firstSeenAt)) / 1000);
           const agent_id = agents.peek(task.agentId);

@@ -12,6 +12,8 @@
 // - A terminal event for a task never seen still finishes it once (cancelled while pending; bridge started mid-task).
 // - After the terminal event, a repeated terminal event is a duplicate and anything else is out of order; both change
 //   nothing. Finished task ids are remembered for `dedupeWindowMs` (bounded by `maxTombstones`).
+// - A stored `pending` record for an open task (requeued for a retry) parks it: not counted as running (the stored
+//   pending count covers it), not overdue, first start kept; its next `running` starts the new attempt.
 // - Past `maxOpenTasks`, the oldest open task is evicted (counted); if its terminal event comes later it still gets its
 //   one span, from its first start, and its start is not counted again. Evicted ids (and first starts) are remembered,
 //   up to `maxOpenTasks` of them; a later stream event re-opens the task (no second `started`), reconciliation does not
@@ -19,7 +21,8 @@
 
 import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskRecord, finalStatusOf, isTimeoutError } from './events.js';
 
-export type Phase = 'running' | 'suspended';
+/** `pending`: Mastra put the task back in its queue to retry (restart recovery with retries left); it runs again later. */
+export type Phase = 'running' | 'suspended' | 'pending';
 export type ApplyResult = 'applied' | 'duplicate' | 'out_of_order';
 
 export interface TrackerOptions {
@@ -146,7 +149,7 @@ export class TaskTracker {
   private expiryAts: number[] = [];
   private expiryHead = 0;
   private readonly counts: OpenCount[] = [];
-  private readonly countsByPair = new Map<string, Map<string, Record<Phase, OpenCount | undefined>>>();
+  private readonly countsByPair = new Map<string, Map<string, Record<'running' | 'suspended', OpenCount | undefined>>>();
   // agentId/toolName repeat across every task: share one string per value instead of one per task (bounded).
   private readonly interned = new Map<string, string>();
 
@@ -195,6 +198,7 @@ export class TaskTracker {
     switch (event.kind) {
       case 'running':
         if (task.phase === 'suspended') return this.resume(task, event.at!, observedAt, true);
+        if (task.phase === 'pending') return this.rerun(task, event.at!);
         return { result: 'duplicate', transitions: NONE };
       case 'resumed':
         if (task.phase === 'suspended') return this.resume(task, event.at!, observedAt, true);
@@ -248,7 +252,14 @@ export class TaskTracker {
       finished.info = infoOf(record);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
-    if (record.status === 'pending' || wasEvicted) return { result: 'duplicate', transitions: NONE };
+    if (wasEvicted) return { result: 'duplicate', transitions: NONE };
+    if (record.status === 'pending') {
+      if (task === undefined || task.phase === 'pending') return { result: 'duplicate', transitions: NONE };
+      this.count(task, -1);
+      task.phase = 'pending';
+      task.suspendedAt = undefined;
+      return { result: 'applied', transitions: NONE };
+    }
     const phase: Phase = record.status === 'suspended' ? 'suspended' : 'running';
     if (task === undefined) {
       const at = phase === 'suspended' ? record.suspendedAt : record.startedAt;
@@ -263,6 +274,7 @@ export class TaskTracker {
       return outcome;
     }
     if (task.phase === phase) return { result: 'duplicate', transitions: NONE };
+    if (task.phase === 'pending' && phase === 'running') return this.rerun(task, record.startedAt ?? observedAt);
     if (phase === 'suspended') {
       this.suspend(task, record.suspendedAt ?? observedAt);
       return { result: 'applied', transitions: [{ type: 'suspended', task }] };
@@ -411,6 +423,14 @@ export class TaskTracker {
     return { result: 'applied', transitions: [t] };
   }
 
+  /** A requeued task runs again (a retry): back to running; its start was counted and its first start is kept. */
+  private rerun(task: OpenTask, at: number): Outcome {
+    task.phase = 'running';
+    task.lastResumedAt = at;
+    this.count(task, +1);
+    return { result: 'applied', transitions: NONE };
+  }
+
   private output(task: OpenTask, event: TaskEvent, observedAt: number): void {
     task.outputCount++;
     if (task.outputCount <= this.options.maxOutputEvents) {
@@ -469,6 +489,7 @@ export class TaskTracker {
   }
 
   private count(task: OpenTask, delta: 1 | -1): void {
+    if (task.phase === 'pending') return; // stored pending tasks are counted from storage (Reconciler.pending)
     // agent → tool → per-phase count, looked up without building a key string per change.
     let tools = this.countsByPair.get(task.agentId);
     if (tools === undefined) this.countsByPair.set(task.agentId, (tools = new Map()));

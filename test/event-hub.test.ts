@@ -164,7 +164,8 @@ describe('EventHub', () => {
     expect(parseEventsQuery({ agentId: ['a', 'b'] }).ok).toBe(false);
     expect(parseEventsQuery({ agentId: '' }).ok).toBe(false);
     expect(parseEventsQuery({ event: 'started,exploded' }).ok).toBe(false);
-    expect(parseEventsQuery({ status: 'pending' }).ok).toBe(false);
+    expect(parseEventsQuery({ status: 'queued' }).ok).toBe(false);
+    expect(parseEventsQuery({ status: 'pending' }).ok).toBe(true); // a task requeued for a retry
     expect(parseEventsQuery({ event: 'started,finished', status: 'running', lastEventId: 'e-1' })).toMatchObject({ ok: true, lastEventId: 'e-1' });
   });
 });

@@ -246,6 +246,23 @@ describe('TaskTracker rules', () => {
     expect((done.transitions[0] as { task: FinishedTask }).task).toMatchObject({ taskId: 'b', startCounted: true, startedAt: T0 + 1, origin: 'reconciled' });
   });
 
+  it('a task Mastra requeued for a retry (stored pending) is parked: not running, then runs again without a second start', () => {
+    const tracker = new TaskTracker();
+    tracker.apply(ev('running', 0, { taskId: 'r' }), T0);
+    const running = () => [...tracker.openCounts()].filter((c) => c.phase === 'running').reduce((n, c) => n + c.count, 0);
+    expect(running()).toBe(1);
+    expect(tracker.reconcile(rec('pending', { id: 'r', startedAt: T0 }), T0 + 10)).toEqual({ result: 'applied', transitions: [] });
+    expect(tracker.get('r')!.phase).toBe('pending');
+    expect(running()).toBe(0); // counted from storage as pending, not here
+    expect(tracker.reconcile(rec('pending', { id: 'r' }), T0 + 20).result).toBe('duplicate');
+    const again = tracker.apply(ev('running', 500, { taskId: 'r' }), T0 + 500);
+    expect(again).toEqual({ result: 'applied', transitions: [] }); // no second `started`
+    expect(tracker.get('r')).toMatchObject({ phase: 'running', startedAt: T0, lastResumedAt: T0 + 500 });
+    expect(running()).toBe(1);
+    const end = tracker.apply(ev('completed', 900, { taskId: 'r' }), T0 + 900);
+    expect((end.transitions[0] as { task: FinishedTask }).task).toMatchObject({ startedAt: T0, startCounted: true });
+  });
+
   it('keeps open-task counts by agent, tool and phase', () => {
     const tracker = new TaskTracker();
     tracker.apply(ev('running', 0, { taskId: 'a' }), T0);
