@@ -125,7 +125,7 @@ describe('/api/events on a bridge watching a real Mastra', () => {
   });
 
   it('rejects bad filters with 400 and counts connected clients', async () => {
-    for (const q of ['?agentID=x', '?event=exploded', '?status=pending', '?taskId=a&taskId=b']) {
+    for (const q of ['?agentID=x', '?event=exploded', '?status=queued', '?taskId=a&taskId=b']) {
       const res = await fetch(`${base}/api/events${q}`);
       expect(res.status, q).toBe(400);
       expect(((await res.json()) as { error: string }).error).toBe('Bad request');
