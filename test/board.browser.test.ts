@@ -16,6 +16,8 @@ import { waitFor } from './support/poll.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
+// A developer without Chromium gets a skip and a hint; CI (which installs it in .ci/run) must never pass by skipping.
+if (!haveChromium && process.env['CI']) throw new Error(`${CHROMIUM} is absent under CI: .ci/run should have installed chromium`);
 if (!haveChromium) console.warn(`board browser tests skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
 
 const silent = pino({ level: 'silent' });
