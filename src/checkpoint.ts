@@ -16,7 +16,7 @@
 // checkpoint that has exported nothing yet (watermark 0, e.g. a collector down the whole run) backfills from there,
 // not from the epoch.
 
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface CheckpointState {
@@ -111,7 +111,14 @@ export class Checkpoint {
     const tmp = `${this.path}.${process.pid}.tmp`;
     const header = { ...HEADER, watermark: this.watermarkMs, ...(this.createdAtMs !== undefined ? { createdAt: this.createdAtMs } : {}) };
     const body = [JSON.stringify(header), ...[...this.exported].map(([id, c]) => JSON.stringify({ id, c }))];
-    writeFileSync(tmp, `${body.join('\n')}\n`);
+    // fsync before the rename: otherwise a power loss right after it can leave the new name on an empty file.
+    const fd = openSync(tmp, 'w');
+    try {
+      writeFileSync(fd, `${body.join('\n')}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.path);
     this.appended = 1;
   }
