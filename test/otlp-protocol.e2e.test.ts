@@ -1,6 +1,7 @@
 // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL on the wire: the same task, exported by a bridge configured from the environment
 // (loadConfig, as the CLI does) with http/protobuf and with http/json, reaches a real OTLP receiver in that encoding
-// and decodes to the same span.
+// and decodes to the same span. OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES, which the README says are
+// honoured, reach the collector too.
 import type { Mastra } from '@mastra/core';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,9 @@ const silent = pino({ level: 'silent' });
 describe('the OTLP protocol chosen by the environment is the one on the wire', () => {
   let receiver: OtlpReceiver;
   let mastra: Mastra;
-  const received = new Map<string, { contentTypes: string[]; span: ReceivedSpan }>();
+  const received = new Map<string, { contentTypes: string[]; span: ReceivedSpan; headers: Record<string, unknown>[] }>();
+  // Read from process.env by the OTLP exporter and the resource detector when the bridge builds them.
+  const STANDARD = { OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-key=test-key-1', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=protocol-test' };
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
@@ -26,7 +29,13 @@ describe('the OTLP protocol chosen by the environment is the one on the wire', (
         cwd: '/nonexistent', // no config/bridge.yaml: the environment alone
       });
       expect(config.otel.protocol).toBe(protocol);
-      const bridge = startBridge({ mastra, logger: silent, config: { ...config, metrics: { ...config.metrics, defaultMetrics: false } } });
+      Object.assign(process.env, STANDARD);
+      let bridge: ReturnType<typeof startBridge>;
+      try {
+        bridge = startBridge({ mastra, logger: silent, config: { ...config, metrics: { ...config.metrics, defaultMetrics: false } } });
+      } finally {
+        for (const k of Object.keys(STANDARD)) delete process.env[k];
+      }
       try {
         await bridge.whenReady(10_000);
         receiver.reset();
@@ -36,7 +45,7 @@ describe('the OTLP protocol chosen by the environment is the one on the wire', (
         const spans = await receiver.waitForSpans(1, 20_000);
         const span = spans.find((s) => s.attributes['mastra.background_task.id'] === taskId);
         if (!span) throw new Error(`no span for ${taskId} over ${protocol}`);
-        received.set(protocol, { contentTypes: receiver.requests().map((r) => r.contentType), span });
+        received.set(protocol, { contentTypes: receiver.requests().map((r) => r.contentType), span, headers: receiver.requests().map((r) => r.headers) });
       } finally {
         await bridge.close();
       }
@@ -66,5 +75,13 @@ describe('the OTLP protocol chosen by the environment is the one on the wire', (
     const json = received.get('http/json')!.span;
     expect(shape(json)).toEqual(shape(proto));
     expect(shape(proto)).toMatchObject({ name: 'background_task research_topic', kind: 1, operation: 'execute_tool', status_attr: 'completed' });
+  });
+
+  it('OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES reach the collector', () => {
+    for (const protocol of ['http/protobuf', 'http/json']) {
+      const r = received.get(protocol)!;
+      expect(r.headers.every((h) => h['x-collector-key'] === 'test-key-1'), protocol).toBe(true);
+      expect(r.span.resource).toMatchObject({ 'deployment.environment.name': 'protocol-test', 'service.name': 'mastra-task-bridge' });
+    }
   });
 });
