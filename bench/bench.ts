@@ -13,6 +13,9 @@
 // (c) Mastra overhead, in a child (same flags, `--mastra`): a real in-process Mastra (createDemoMastra) running 1000
 //     quick background tasks, without and with the bridge attached, ABBA-alternated, medians.
 //
+// `--throughput-only` (node --expose-gc --import tsx bench/bench.ts --throughput-only): part (a) alone, with its
+// informational variants and breakdown; (b) and (c) are skipped and the final JSON line carries null for their figures.
+//
 // Not a test: nothing here asserts a time. It throws only when the telemetry is wrong (lost spans or tasks).
 
 import { spawn } from 'node:child_process';
@@ -600,7 +603,7 @@ function runChild<T>(flag: '--memory' | '--mastra', label: string, timeoutMs: nu
 
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
 
-async function main(): Promise<void> {
+async function main(throughputOnly: boolean): Promise<void> {
   const started = performance.now();
   const gc = getGc();
   const os = await import('node:os');
@@ -657,6 +660,37 @@ async function main(): Promise<void> {
     prevUs = s.usPerEvent;
   }
 
+  if (throughputOnly) {
+    log('');
+    log('(b) and (c) skipped (--throughput-only)');
+  }
+  const mem = throughputOnly ? undefined : await memory();
+  const mastra = throughputOnly ? undefined : await mastraOverhead();
+
+  const result = {
+    pipelineEventsPerSec: Math.round(pipelineEps),
+    parseOnlyEventsPerSec: Math.round(parseEps),
+    ratio: Number(ratio.toFixed(3)),
+    bytesPerInflightTask: mem ? Math.round(mem.bytesPerInflightTask) : null,
+    mastraOverheadRatio: mastra ? Number(mastra.ratio.toFixed(3)) : null,
+  };
+  log('');
+  log('Summary');
+  log(`  pipeline throughput      ${fmt(result.pipelineEventsPerSec).padStart(12)} events/s    goal ≥ ${fmt(GOALS.pipelineEventsPerSec)}   ${verdict(result.pipelineEventsPerSec >= GOALS.pipelineEventsPerSec)}`);
+  log(`  pipeline per CPU-second  ${fmt(pipelineEpsCpu).padStart(12)} events/CPU-s`);
+  log(`  parse-only throughput    ${fmt(result.parseOnlyEventsPerSec).padStart(12)} events/s    (reference)`);
+  log(`  pipeline / parse-only    ${result.ratio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.ratio}       ${verdict(result.ratio >= GOALS.ratio)}`);
+  if (result.bytesPerInflightTask !== null) {
+    log(`  bytes per in-flight task ${fmt(result.bytesPerInflightTask).padStart(12)} bytes       goal ≤ ${fmt(GOALS.bytesPerInflightTask)}     ${verdict(result.bytesPerInflightTask <= GOALS.bytesPerInflightTask)}`);
+  }
+  if (result.mastraOverheadRatio !== null) {
+    log(`  Mastra with/without      ${result.mastraOverheadRatio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.mastraOverheadRatio}      ${verdict(result.mastraOverheadRatio >= GOALS.mastraOverheadRatio)}`);
+  }
+  log(`  (total ${fmt((performance.now() - started) / 1000, 1)} s; load average now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  console.log(JSON.stringify(result));
+}
+
+async function memory(): Promise<MemoryResult> {
   log('');
   log('(b) Memory — child: node --expose-gc --import tsx bench/bench.ts --memory');
   log('    startBridge with config defaults (enrichment ON: getTask answered from memory with a fresh parse per lookup), 100k');
@@ -664,7 +698,10 @@ async function main(): Promise<void> {
   const mem = await runChild<MemoryResult>('--memory', 'memory', 120_000);
   log(`    ${fmt(mem.bytesPerInflightTask)} bytes per in-flight task (${fmt(mem.bridgeOpen)} open, ${fmt(mem.lookups)} lookups)`);
   log(`    informational: a bare TaskTracker (no stored-record info, no enrichment cache): ${fmt(mem.trackerBytesPerInflightTask)} bytes per task`);
+  return mem;
+}
 
+async function mastraOverhead(): Promise<MastraResult> {
   log('');
   log('(c) Mastra overhead — child: node --expose-gc --import tsx bench/bench.ts --mastra');
   log('    createDemoMastra({ backgroundTasks: { globalConcurrency 50, perAgentConcurrency 50 } }) (InMemoryStore) per run;');
@@ -673,23 +710,7 @@ async function main(): Promise<void> {
   log('    placement auto), spans to the serialising/discarding exporter. ABBA order, 4 runs per arm after a warm-up of each.');
   const mastra = await runChild<MastraResult>('--mastra', 'mastra', 240_000);
   log(`    median without: ${fmt(mastra.withoutMedian, 1)} tasks/s, with: ${fmt(mastra.withMedian, 1)} tasks/s; in CPU time per task: ${mastra.cpuRatio.toFixed(3)}`);
-
-  const result = {
-    pipelineEventsPerSec: Math.round(pipelineEps),
-    parseOnlyEventsPerSec: Math.round(parseEps),
-    ratio: Number(ratio.toFixed(3)),
-    bytesPerInflightTask: Math.round(mem.bytesPerInflightTask),
-    mastraOverheadRatio: Number(mastra.ratio.toFixed(3)),
-  };
-  log('');
-  log('Summary');
-  log(`  pipeline throughput      ${fmt(result.pipelineEventsPerSec).padStart(12)} events/s    goal ≥ ${fmt(GOALS.pipelineEventsPerSec)}   ${verdict(result.pipelineEventsPerSec >= GOALS.pipelineEventsPerSec)}`);
-  log(`  parse-only throughput    ${fmt(result.parseOnlyEventsPerSec).padStart(12)} events/s    (reference)`);
-  log(`  pipeline / parse-only    ${result.ratio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.ratio}       ${verdict(result.ratio >= GOALS.ratio)}`);
-  log(`  bytes per in-flight task ${fmt(result.bytesPerInflightTask).padStart(12)} bytes       goal ≤ ${fmt(GOALS.bytesPerInflightTask)}     ${verdict(result.bytesPerInflightTask <= GOALS.bytesPerInflightTask)}`);
-  log(`  Mastra with/without      ${result.mastraOverheadRatio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.mastraOverheadRatio}      ${verdict(result.mastraOverheadRatio >= GOALS.mastraOverheadRatio)}`);
-  log(`  (total ${fmt((performance.now() - started) / 1000, 1)} s; load average now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
-  console.log(JSON.stringify(result));
+  return mastra;
 }
 
 async function child(flag: string): Promise<void> {
@@ -707,7 +728,7 @@ function exitSoon(code: number): void {
 }
 
 const flag = process.argv[2];
-(flag === '--memory' || flag === '--mastra' ? child(flag) : main()).then(
+(flag === '--memory' || flag === '--mastra' ? child(flag) : main(flag === '--throughput-only')).then(
   () => exitSoon(0),
   (error: unknown) => {
     console.error('bench failed:', error);

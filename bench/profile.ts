@@ -13,7 +13,7 @@ import { BenchSource, SerialisingExporter, benchTracing, fmt, generateChunks } f
 
 interface Node {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   hitCount?: number;
   children?: number[];
 }
@@ -85,8 +85,11 @@ const short = (url: string): string => {
 for (const n of profile.nodes) {
   const t = self.get(n.id) ?? 0;
   if (t === 0) continue;
+  // The profiler's own Profiler.stop (a native `dispatch` under inspector's post()) lands in the last samples.
+  if (n.callFrame.functionName === 'dispatch' && n.callFrame.url === '') continue;
   const mod = short(n.callFrame.url);
-  const fn = `${n.callFrame.functionName || '(anonymous)'} ${mod}${n.callFrame.url && !mod.includes('node_modules') ? `:${n.callFrame.lineNumber + 1}` : ''}`;
+  // tsx compiles each module to one line: the column tells functions of the same name apart.
+  const fn = `${n.callFrame.functionName || '(anonymous)'} ${mod}${n.callFrame.url && !mod.includes('node_modules') ? `:${n.callFrame.lineNumber + 1}:${n.callFrame.columnNumber + 1}` : ''}`;
   byFn.set(fn, (byFn.get(fn) ?? 0) + t);
   byModule.set(mod, (byModule.get(mod) ?? 0) + t);
 }

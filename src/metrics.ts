@@ -93,9 +93,55 @@ type StatusLabels = Labels & { status: FinalStatus };
 /** One bounded (agent_id, tool_name) series pair: shared label objects, and counts not yet handed to prom-client. */
 interface Pair {
   labels: Labels;
-  byStatus: Record<FinalStatus, StatusLabels>;
+  byStatus: Record<FinalStatus, FinishedSeries>;
   started: number;
   output: number;
+}
+
+type ExemplarLabels = Record<string, string>;
+interface PendingExemplar {
+  labelSet: ExemplarLabels;
+  value: number;
+  timestamp: number;
+}
+
+/**
+ * One (agent_id, tool_name, status) series of the finished counter and the duration histogram, kept here and handed
+ * to prom-client in their collect() (see flushFinished): what prom-client's inc()/observe() with exemplars would have
+ * stored, without their per-call label hashing, validation, closures and exemplar objects.
+ */
+interface FinishedSeries {
+  labels: StatusLabels;
+  /** Counter increments not yet handed over, and the exemplar of the last one (an empty set when it had none). */
+  finished: number;
+  exemplar: PendingExemplar | undefined;
+  /** The histogram series, whole (prom-client's entry is overwritten from it): the same additions in the same order. */
+  count: number;
+  sum: number;
+  /** Per upper bound, not cumulative (prom-client's bucketValues); exemplars per bound, the last one for +Inf. */
+  buckets: number[];
+  bucketExemplars: (PendingExemplar | undefined)[];
+  dirty: boolean;
+  /** prom-client's hashMap entry for this series, and the hashMap it lives in (reset() replaces the map). */
+  entry: HistogramEntry | undefined;
+  entryMap: unknown;
+}
+
+/** prom-client 15.1 (pinned) internals written by flushFinished(). */
+interface HistogramEntry {
+  labels: unknown;
+  sum: number;
+  count: number;
+  bucketValues: Record<string, number>;
+  bucketExemplars?: Record<string, PendingExemplar | null>;
+}
+interface CounterInternals {
+  incWithoutExemplar(labels: StatusLabels, value: number): { labelHash: string };
+  hashMap: Record<string, { exemplar?: PendingExemplar }>;
+}
+interface HistogramInternals {
+  hashMap: Record<string, HistogramEntry>;
+  upperBounds: number[];
 }
 
 const EVENT_LABELS: readonly EventLabel[] = [...EVENT_KINDS, 'unknown'];
@@ -160,6 +206,8 @@ export class BridgeMetrics {
   private readonly eventCounts = new Array<number>(EVENT_LABELS.length * EVENT_RESULTS.length).fill(0);
   private lastEventAt: number | undefined;
   private readonly counterNames = new Map<object, string>();
+  private readonly durationBounds: number[];
+  private readonly dirtySeries: FinishedSeries[] = [];
   private renderQueue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: MetricsOptions) {
@@ -182,6 +230,7 @@ export class BridgeMetrics {
     for (const label of ['agent_id', 'tool_name']) this.labelOverflow.inc({ label }, 0);
 
     const pairs = this.pairsByLabel;
+    const flushFinished = (): void => this.flushFinished();
     this.started = new Counter({
       name: 'mastra_background_task_started_total',
       help: 'Background tasks that started running.',
@@ -201,6 +250,7 @@ export class BridgeMetrics {
       labelNames: ['agent_id', 'tool_name', 'status'],
       enableExemplars: true,
       registers,
+      collect: flushFinished,
     });
     this.duration = new Histogram({
       name: 'mastra_background_task_duration_seconds',
@@ -209,7 +259,10 @@ export class BridgeMetrics {
       buckets: opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS,
       enableExemplars: true,
       registers,
+      collect: flushFinished,
     });
+    // The same upper bounds, in the same order, as the histogram's own bucket search (flushFinished writes by index).
+    this.durationBounds = [...(this.duration as unknown as HistogramInternals).upperBounds];
     this.queueWait = new Histogram({
       name: 'mastra_background_task_queue_wait_seconds',
       help: 'Time a background task waited between creation and its first start.',
@@ -440,8 +493,22 @@ export class BridgeMetrics {
     let p = this.pairsByLabel.get(key);
     if (p === undefined) {
       const labels: Labels = { agent_id, tool_name };
-      const byStatus = {} as Record<FinalStatus, StatusLabels>;
-      for (const status of FINAL_STATUSES) byStatus[status] = { agent_id, tool_name, status };
+      const byStatus = {} as Record<FinalStatus, FinishedSeries>;
+      const nb = this.durationBounds.length;
+      for (const status of FINAL_STATUSES) {
+        byStatus[status] = {
+          labels: { agent_id, tool_name, status },
+          finished: 0,
+          exemplar: undefined,
+          count: 0,
+          sum: 0,
+          buckets: new Array<number>(nb).fill(0),
+          bucketExemplars: new Array<PendingExemplar | undefined>(nb + 1).fill(undefined),
+          dirty: false,
+          entry: undefined,
+          entryMap: undefined,
+        };
+      }
       p = { labels, byStatus, started: 0, output: 0 };
       this.pairsByLabel.set(key, p);
     }
@@ -466,19 +533,69 @@ export class BridgeMetrics {
   }
 
   taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
-    const labels = this.pair(agentId, toolName).byStatus[status];
-    // Exemplar-enabled metrics take one options object (prom-client swaps inc/observe for them). Its types name the
-    // exemplar labels after the metric's own labels; any names are valid in OpenMetrics, hence the cast.
-    // Without a span, no exemplar at all: prom-client's counter takes an empty label set as a new (empty) exemplar,
-    // which would replace the last real one and render `# {}`.
-    if (exemplar === undefined) {
-      this.finished.inc({ labels, value: 1 });
-      if (durationSeconds !== undefined) this.duration.observe({ labels, value: durationSeconds });
-      return;
+    const series = this.pair(agentId, toolName).byStatus[status];
+    // What prom-client's inc()/observe() with exemplars store, in the same order (see flushFinished). A task without
+    // an exported span leaves the last exemplar alone: an empty label set would replace the last trace link and
+    // render `# {}` (what prom-client's counter does with inc({ exemplarLabels: {} })).
+    const timestamp = Date.now() / 1000;
+    const labelSet: ExemplarLabels | undefined = exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : undefined;
+    if (!series.dirty) {
+      series.dirty = true;
+      this.dirtySeries.push(series);
     }
-    const exemplarLabels = { trace_id: exemplar.traceId, span_id: exemplar.spanId } as never;
-    this.finished.inc({ labels, value: 1, exemplarLabels });
-    if (durationSeconds !== undefined) this.duration.observe({ labels, value: durationSeconds, exemplarLabels });
+    series.finished++;
+    if (labelSet) series.exemplar = { labelSet, value: 1, timestamp };
+    if (durationSeconds === undefined) return;
+    if (!Number.isFinite(durationSeconds)) throw new TypeError(`Value is not a valid number: ${durationSeconds}`);
+    series.sum += durationSeconds;
+    series.count += 1;
+    const bounds = this.durationBounds;
+    let i = 0;
+    while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
+    if (i < bounds.length) series.buckets[i] = (series.buckets[i] as number) + 1;
+    if (labelSet) series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
+  }
+
+  /**
+   * Hand the finished counts and durations to prom-client (every read — scrape, get() — runs collect() first, so what
+   * it sees is exact). Relies on prom-client 15.1 internals (pinned): Counter#incWithoutExemplar and `hashMap` entries
+   * with `exemplar` { labelSet, value, timestamp }; Histogram `hashMap` entries { labels, sum, count, bucketValues,
+   * bucketExemplars } keyed by upper bound, the +Inf exemplar under -1. test/metrics.test.ts renders both against
+   * prom-client's own inc()/observe().
+   */
+  private flushFinished(): void {
+    const counter = this.finished as unknown as CounterInternals;
+    const histogram = this.duration as unknown as HistogramInternals;
+    for (const s of this.dirtySeries) {
+      s.dirty = false;
+      if (s.finished > 0) {
+        const { labelHash } = counter.incWithoutExemplar(s.labels, s.finished);
+        s.finished = 0;
+        const held = counter.hashMap[labelHash];
+        if (held && s.exemplar) held.exemplar = s.exemplar;
+        s.exemplar = undefined;
+      }
+      if (s.count === 0) continue;
+      if (s.entry === undefined || s.entryMap !== histogram.hashMap) {
+        this.duration.zero(s.labels);
+        s.entry = Object.values(histogram.hashMap).find((e) => e.labels === s.labels);
+        s.entryMap = histogram.hashMap;
+        if (s.entry === undefined) continue;
+      }
+      const e = s.entry;
+      e.sum = s.sum;
+      e.count = s.count;
+      const bounds = histogram.upperBounds;
+      for (let i = 0; i < bounds.length; i++) {
+        const bound = bounds[i] as number;
+        e.bucketValues[bound] = s.buckets[i] as number;
+        const x = s.bucketExemplars[i];
+        if (x && e.bucketExemplars) e.bucketExemplars[bound] = x;
+      }
+      const inf = s.bucketExemplars[bounds.length];
+      if (inf && e.bucketExemplars) e.bucketExemplars[-1] = inf;
+    }
+    this.dirtySeries.length = 0;
   }
 
   queueWaited(agentId: string, toolName: string, seconds: number): void {

@@ -12,9 +12,23 @@
 // - trace id of a lone task (parent mode `none`) = first 32 hex of sha256("mastra-task-bridge/trace/" + taskId).
 
 import { createHash, hash } from 'node:crypto';
-import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type HrTime,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  type SpanStatus,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import { hrTimeDuration, millisToHrTime, otperformance } from '@opentelemetry/core';
+import { type ReadableSpan, SamplingDecision, type TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { errorType } from './events.js';
-import type { Tracing } from './telemetry.js';
+import { type SpanOutput, type Tracing, spanOutputOf } from './telemetry.js';
 import type { FinishedTask } from './tracker.js';
 
 export type ParentMode = 'auto' | 'run' | 'none';
@@ -103,31 +117,80 @@ export interface WrittenSpan {
   sampled: boolean;
 }
 
+// The fixed parts of every span built directly (see SpanWriter): shared, never mutated.
+const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+const OUTPUT_INDEX = 'mastra.background_task.output.index';
+/** `{ [OUTPUT_INDEX]: i }` for the first output indexes, one frozen object each instead of one per span event. */
+const INDEX_ATTRIBUTES: Attributes[] = Array.from({ length: 64 }, (_, i) => Object.freeze({ [OUTPUT_INDEX]: i }));
+const UNSET_STATUS: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
+// The most attributes a task span gets (10 always, 6 from the stored record, queue wait, args, result, error.type) and
+// the most per event (the exception event's 3): span limits at or above these never drop or truncate anything.
+const MAX_SPAN_ATTRIBUTES = 20;
+const MAX_EVENT_ATTRIBUTES = 3;
+
+/** A finished task span as the SDK's SpanImpl would hold it after end(): what span processors and exporters read. */
+class TaskSpan implements ReadableSpan {
+  readonly kind = SpanKind.INTERNAL;
+  readonly links = NO_LINKS;
+  readonly ended = true;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  constructor(
+    private readonly context: SpanContext,
+    readonly parentSpanContext: SpanContext | undefined,
+    readonly name: string,
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+    readonly duration: HrTime,
+    readonly status: SpanStatus,
+    readonly attributes: Attributes,
+    readonly events: TimedEvent[],
+    readonly resource: SpanOutput['resource'],
+    readonly instrumentationScope: SpanOutput['scope'],
+  ) {}
+
+  spanContext(): SpanContext {
+    return this.context;
+  }
+}
+
+/**
+ * Builds each task's span. With a tracer from the SDK the bridge wires (spanOutputOf), the finished span is built as a
+ * plain ReadableSpan and handed to the provider's processors — the same fields, values and order that
+ * `tracer.startSpan()` + `addEvent()` + `setStatus()` + `end()` produce (test/spans.test.ts compares the two), without
+ * the SDK's per-call sanitising, limit checks and time conversions, which cost about as much as the rest of the
+ * bridge. The SDK path remains for any other tracer and for the rare spans the shortcut does not cover: a sampler that
+ * adds attributes or trace state (or decides RECORD only), span limits that would drop or truncate, a start time the
+ * SDK would read as a performance timestamp.
+ */
 export class SpanWriter {
+  private readonly output: SpanOutput | undefined;
+  /** Whether the limits are high enough for any task span (the event count is checked per span). */
+  private readonly limitsFit: boolean;
+
   constructor(
     private readonly tracing: Tracing,
     private readonly content: SpanContent = DEFAULT_SPAN_CONTENT,
-  ) {}
+  ) {
+    this.output = spanOutputOf(tracing.tracer);
+    const l = this.output?.limits;
+    this.limitsFit =
+      l !== undefined && l.attributeCountLimit >= MAX_SPAN_ATTRIBUTES && l.attributePerEventCountLimit >= MAX_EVENT_ATTRIBUTES && l.attributeValueLengthLimit === Infinity;
+  }
 
   write(task: FinishedTask, placement: Placement): WrittenSpan {
-    const { tracer, ids } = this.tracing;
-    const spanId = taskSpanId(task.taskId);
-    const info = task.info ?? {};
-    const start = task.startedAt ?? info.createdAt ?? task.completedAt;
-    const end = Math.max(start, task.completedAt);
-
-    let parentContext = ROOT_CONTEXT;
-    if (placement.parentSpanId !== undefined) {
-      parentContext = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: placement.traceId,
-        spanId: placement.parentSpanId,
-        traceFlags: TraceFlags.SAMPLED,
-        isRemote: true,
-      });
-    } else {
-      ids.nextTraceId = placement.traceId;
+    if (this.output !== undefined && this.limitsFit) {
+      const written = this.writeDirect(this.output, task, placement);
+      if (written !== undefined) return written;
     }
-    ids.nextSpanId = spanId;
+    return this.writeViaTracer(task, placement);
+  }
+
+  /** The span's attributes before its end (error.type is set last, as the SDK path does). */
+  private attributesOf(task: FinishedTask, placement: Placement): Record<string, string | number | boolean> {
+    const info = task.info ?? {};
     const attributes: Record<string, string | number | boolean> = {
       'gen_ai.operation.name': 'execute_tool',
       'gen_ai.tool.name': task.toolName,
@@ -157,6 +220,97 @@ export class SpanWriter {
     if (this.content.recordResult && task.result !== undefined) {
       attributes['gen_ai.tool.call.result'] = payloadString(task.result, this.content.maxPayloadLength);
     }
+    return attributes;
+  }
+
+  private times(task: FinishedTask): { start: number; end: number } {
+    const start = task.startedAt ?? task.info?.createdAt ?? task.completedAt;
+    return { start, end: Math.max(start, task.completedAt) };
+  }
+
+  private writeDirect(out: SpanOutput, task: FinishedTask, placement: Placement): WrittenSpan | undefined {
+    const start = task.startedAt ?? task.info?.createdAt ?? task.completedAt;
+    const end = Math.max(start, task.completedAt);
+    // SpanImpl reads a number no later than performance.now() as a performance timestamp, not epoch ms.
+    if (start <= otperformance.now()) return undefined;
+    const failed = task.status === 'failed' || task.status === 'timed_out';
+    if (task.events.length + (failed ? 1 : 0) > out.limits.eventCountLimit) return undefined;
+
+    const spanId = taskSpanId(task.taskId);
+    const traceId = placement.traceId;
+    const parentSpanContext: SpanContext | undefined =
+      placement.parentSpanId !== undefined ? { traceId, spanId: placement.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true } : undefined;
+    const parentContext = parentSpanContext ? trace.setSpanContext(ROOT_CONTEXT, parentSpanContext) : ROOT_CONTEXT;
+    const name = spanName(task.toolName);
+    const attributes = this.attributesOf(task, placement);
+    const sampling = out.sampler.shouldSample(parentContext, traceId, name, SpanKind.INTERNAL, attributes, NO_LINKS);
+    if (sampling.decision === SamplingDecision.NOT_RECORD) return { traceId, spanId, sampled: false };
+    if (sampling.decision !== SamplingDecision.RECORD_AND_SAMPLED || sampling.attributes !== undefined || sampling.traceState !== undefined) {
+      return undefined;
+    }
+
+    const events: TimedEvent[] = [];
+    for (const e of task.events) {
+      let attrs: Attributes;
+      if (e.content !== undefined && this.content.recordOutput) {
+        attrs = {};
+        if (e.index !== undefined) attrs[OUTPUT_INDEX] = e.index;
+        attrs['mastra.background_task.output.content'] = payloadString(e.content, this.content.maxPayloadLength);
+      } else if (e.index !== undefined) {
+        attrs = INDEX_ATTRIBUTES[e.index] ?? { [OUTPUT_INDEX]: e.index };
+      } else {
+        attrs = NO_ATTRIBUTES;
+      }
+      events.push({ name: e.name, attributes: attrs, time: millisToHrTime(Math.min(Math.max(e.at, start), end)), droppedAttributesCount: 0 });
+    }
+    const startTime = millisToHrTime(start);
+    const endTime = millisToHrTime(end);
+    let status = UNSET_STATUS;
+    if (failed) {
+      const type = errorType(task.error, task.status);
+      const message = truncate(task.error?.message ?? '', this.content.maxPayloadLength);
+      attributes['error.type'] = type;
+      const exceptionAttrs: Attributes = { 'exception.type': type, 'exception.message': message };
+      if (task.error?.stack) exceptionAttrs['exception.stacktrace'] = truncate(task.error.stack, this.content.maxStackLength);
+      events.push({ name: 'exception', attributes: exceptionAttrs, time: endTime, droppedAttributesCount: 0 });
+      status = { code: SpanStatusCode.ERROR, message };
+    }
+    const context: SpanContext = { traceId, spanId, traceFlags: TraceFlags.SAMPLED, traceState: undefined };
+    const span = new TaskSpan(
+      context,
+      parentSpanContext,
+      name,
+      startTime,
+      endTime,
+      hrTimeDuration(startTime, endTime),
+      status,
+      attributes,
+      events,
+      out.resource,
+      out.scope,
+    );
+    out.processor.onEnd(span);
+    return { traceId, spanId, sampled: true };
+  }
+
+  private writeViaTracer(task: FinishedTask, placement: Placement): WrittenSpan {
+    const { tracer, ids } = this.tracing;
+    const spanId = taskSpanId(task.taskId);
+    const { start, end } = this.times(task);
+
+    let parentContext = ROOT_CONTEXT;
+    if (placement.parentSpanId !== undefined) {
+      parentContext = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: placement.traceId,
+        spanId: placement.parentSpanId,
+        traceFlags: TraceFlags.SAMPLED,
+        isRemote: true,
+      });
+    } else {
+      ids.nextTraceId = placement.traceId;
+    }
+    ids.nextSpanId = spanId;
+    const attributes = this.attributesOf(task, placement);
 
     let span: Span;
     try {
@@ -168,7 +322,7 @@ export class SpanWriter {
 
     for (const e of task.events) {
       const attrs: Record<string, string | number> = {};
-      if (e.index !== undefined) attrs['mastra.background_task.output.index'] = e.index;
+      if (e.index !== undefined) attrs[OUTPUT_INDEX] = e.index;
       if (e.content !== undefined && this.content.recordOutput) {
         attrs['mastra.background_task.output.content'] = payloadString(e.content, this.content.maxPayloadLength);
       }

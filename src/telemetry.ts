@@ -5,11 +5,20 @@
 // The provider is never registered globally: a library must not take over its host's OTel setup.
 
 import type { Tracer } from '@opentelemetry/api';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { ExportResultCode, type ExportResult, type InstrumentationScope } from '@opentelemetry/core';
 import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type IdGenerator, type ReadableSpan, RandomIdGenerator, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { type Resource, defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  type IdGenerator,
+  type ReadableSpan,
+  RandomIdGenerator,
+  type Sampler,
+  type SpanExporter,
+  type SpanLimits,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 
@@ -55,6 +64,55 @@ export interface Tracing {
   exporting: boolean;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
+}
+
+/**
+ * What a finished span needs to reach the provider's processors without going through `tracer.startSpan()`: the
+ * tracer's resource, scope, sampler and span limits as the provider resolved them (OTEL_TRACES_SAMPLER and the
+ * OTEL_SPAN_*_LIMIT variables included), and its span processor.
+ */
+export interface SpanOutput {
+  resource: Resource;
+  scope: InstrumentationScope;
+  sampler: Sampler;
+  limits: Required<Pick<SpanLimits, 'attributeCountLimit' | 'attributeValueLengthLimit' | 'eventCountLimit' | 'attributePerEventCountLimit'>>;
+  /** The provider's MultiSpanProcessor: onEnd() hands a span to every processor. */
+  processor: Pick<SpanProcessor, 'onEnd'>;
+}
+
+/**
+ * The SpanOutput of a tracer from @opentelemetry/sdk-trace 2.12 (what NodeTracerProvider hands out; the version is
+ * pinned), read from the Tracer's fields (`_resource`, `instrumentationScope`, `_sampler`, `_spanLimits`,
+ * `_spanProcessor`); undefined when the tracer does not have that shape (another SDK version, a non-SDK tracer) or when
+ * a processor is not a BatchSpanProcessor, whose onStart() does nothing and which has no onEnding() — the two calls a
+ * span built outside the SDK skips. Callers then use `tracer.startSpan()`.
+ */
+export function spanOutputOf(tracer: Tracer): SpanOutput | undefined {
+  const t = tracer as unknown as {
+    _resource?: Resource;
+    instrumentationScope?: InstrumentationScope;
+    _sampler?: Sampler;
+    _spanLimits?: SpanLimits;
+    _spanProcessor?: SpanProcessor & { _spanProcessors?: unknown };
+  };
+  const { _resource: resource, instrumentationScope: scope, _sampler: sampler, _spanLimits: limits, _spanProcessor: processor } = t;
+  if (!resource || typeof resource !== 'object' || typeof scope?.name !== 'string') return undefined;
+  if (typeof sampler?.shouldSample !== 'function' || typeof processor?.onEnd !== 'function' || !limits) return undefined;
+  const processors = processor._spanProcessors;
+  if (!Array.isArray(processors) || !processors.every((p) => p instanceof BatchSpanProcessor)) return undefined;
+  const num = (v: number | undefined, dflt: number): number => (typeof v === 'number' ? v : dflt);
+  return {
+    resource,
+    scope,
+    sampler,
+    limits: {
+      attributeCountLimit: num(limits.attributeCountLimit, 128),
+      attributeValueLengthLimit: num(limits.attributeValueLengthLimit, Infinity),
+      eventCountLimit: num(limits.eventCountLimit, 128),
+      attributePerEventCountLimit: num(limits.attributePerEventCountLimit, 128),
+    },
+    processor,
+  };
 }
 
 /** Wraps an exporter to count what reached the collector and what did not. */

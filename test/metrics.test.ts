@@ -1,7 +1,8 @@
 // The metric module alone: exposition in both formats, counter names that survive format switching, bounded labels,
 // series that start at 0, and promtool's linter on the text rendering.
-import { describe, expect, it } from 'vitest';
-import { BridgeMetrics, METRIC_NAMES, wantsOpenMetrics } from '../src/metrics.js';
+import { Counter, Histogram, Registry, type RegistryContentType } from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
+import { BridgeMetrics, DEFAULT_DURATION_BUCKETS, METRIC_NAMES, wantsOpenMetrics } from '../src/metrics.js';
 import { TaskTracker } from '../src/tracker.js';
 import { promtool } from './support/prometheus.js';
 
@@ -22,6 +23,58 @@ function withTraffic(opts: Partial<ConstructorParameters<typeof BridgeMetrics>[0
 }
 
 describe('BridgeMetrics', () => {
+  it('hands finished counts, durations and exemplars to prom-client exactly as its own inc()/observe() store them', async () => {
+    // BridgeMetrics keeps the finished counter and duration histogram itself and writes them into prom-client at
+    // collect time; the reference below is prom-client driven per call, as the bridge did before.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const RegistryOM = Registry as unknown as new (t: RegistryContentType) => Registry<RegistryContentType>;
+      const ref = new RegistryOM(Registry.OPENMETRICS_CONTENT_TYPE);
+      const registers = [ref as unknown as Registry];
+      const labelNames = ['agent_id', 'tool_name', 'status'];
+      const finished = new Counter({ name: 'mastra_background_task_finished_total', help: 'x', labelNames, enableExemplars: true, registers });
+      const duration = new Histogram({ name: 'mastra_background_task_duration_seconds', help: 'x', labelNames, buckets: DEFAULT_DURATION_BUCKETS, enableExemplars: true, registers });
+      const m = new BridgeMetrics({ version: 'x', defaultMetrics: false });
+      const seen = new Set<string>();
+      const finish = (agent: string, tool: string, status: 'completed' | 'failed' | 'timed_out' | 'cancelled', d: number | undefined, ex?: string): void => {
+        if (!seen.has(agent + tool)) {
+          seen.add(agent + tool);
+          for (const st of ['completed', 'failed', 'timed_out', 'cancelled']) finished.inc({ labels: { agent_id: agent, tool_name: tool, status: st }, value: 0 });
+        }
+        const exemplar = ex ? { traceId: ex.repeat(32), spanId: ex.repeat(16) } : undefined;
+        m.taskFinished(agent, tool, status, d, exemplar);
+        const labels = { agent_id: agent, tool_name: tool, status };
+        // The reference: prom-client's own calls, with exemplar labels only when there is a span (an empty set would
+        // replace the counter's last exemplar).
+        const exemplarLabels = exemplar ? ({ trace_id: exemplar.traceId, span_id: exemplar.spanId } as never) : undefined;
+        finished.inc(exemplarLabels ? { labels, value: 1, exemplarLabels } : { labels, value: 1 });
+        if (d !== undefined) duration.observe(exemplarLabels ? { labels, value: d, exemplarLabels } : { labels, value: d });
+      };
+      const lines = (body: string): string[] =>
+        body.split('\n').filter((l) => l.startsWith('mastra_background_task_finished') || l.startsWith('mastra_background_task_duration_seconds'));
+      const steps: [string, string, 'completed' | 'failed' | 'timed_out' | 'cancelled', number | undefined, string | undefined][] = [
+        ['a', 't', 'completed', 0.1, '1'],
+        ['a', 't', 'completed', 0.07, undefined],
+        ['a', 't', 'failed', 7200, '2'], // past the last bucket: the +Inf exemplar
+        ['b', 't', 'cancelled', undefined, undefined],
+        ['a', 't', 'completed', 0.3, '3'],
+        ['b', 'u', 'timed_out', 300, '4'],
+        ['a', 't', 'completed', 0.1 + 0.2, '5'],
+      ];
+      let t = Date.parse('2026-01-01T00:00:00Z');
+      for (const [i, step] of steps.entries()) {
+        vi.setSystemTime((t += 1234));
+        finish(...step);
+        if (i % 3 === 2) expect(lines((await m.render(OM)).body).sort()).toEqual(lines(await ref.metrics()).sort());
+      }
+      const body = (await m.render(OM)).body;
+      expect(lines(body).sort()).toEqual(lines(await ref.metrics()).sort());
+      expect(body).toContain('le="+Inf",agent_id="a",tool_name="t",status="failed"} 1 # {trace_id="' + '2'.repeat(32));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('negotiates OpenMetrics only when asked', () => {
     expect(wantsOpenMetrics(OM)).toBe(true);
     expect(wantsOpenMetrics('text/plain')).toBe(false);
