@@ -121,10 +121,14 @@ export class Pipeline {
         } else {
           const taskId = t.task.taskId;
           this.notify(t);
-          void enricher.lookup(taskId).then((r) => {
-            if (r) for (const x of tracker.enrich(taskId, r)) this.transition(x);
-            this.notifyLookedUp(taskId);
-          });
+          void enricher
+            .lookup(taskId)
+            .then((r) => {
+              if (r) for (const x of tracker.enrich(taskId, r)) this.transition(x);
+              this.notifyLookedUp(taskId);
+            })
+            // Telemetry never breaks its host: a throw here would be an unhandled rejection, which ends the process.
+            .catch((error: unknown) => this.deps.logger.error({ err: error, taskId }, 'applying a task lookup failed'));
         }
         return;
       case 'resumed':
