@@ -132,6 +132,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   }
   const exportLog = logger.child({ component: 'otlp' });
   let exportFailuresLogged = 0;
+  let queueFullLogged = 0;
   const tracing =
     options.tracing ??
     createTracing(
@@ -153,6 +154,12 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         // A dead collector must not flood the log: the first failures, then one in a hundred.
         if (outcome === 'failed' && (exportFailuresLogged++ < 5 || exportFailuresLogged % 100 === 0)) {
           exportLog.warn({ err: error, spans: count }, 'span export failed; spans in this batch are lost');
+        }
+        if (outcome === 'queue_full' && (queueFullLogged++ < 5 || queueFullLogged % 1000 === 0)) {
+          exportLog.warn(
+            { maxQueueSize: config.otel.batch.maxQueueSize, dropped: queueFullLogged },
+            'span queue full (the collector is slower than the task rate): span dropped; raise otel.batch.maxQueueSize or check the collector',
+          );
         }
       },
       checkpoint

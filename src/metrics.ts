@@ -433,11 +433,11 @@ export class BridgeMetrics {
     });
     this.spans = new Counter({
       name: 'mastra_task_bridge_spans_total',
-      help: 'Task spans by export outcome (exported, failed, dropped: not sampled or exporter disabled).',
+      help: 'Task spans by export outcome (exported; failed; queue_full: dropped before export, the batch queue full; dropped: not sampled or exporter disabled).',
       labelNames: ['result'],
       registers,
     });
-    for (const result of ['exported', 'failed', 'dropped']) this.spans.inc({ result }, 0);
+    for (const result of ['exported', 'failed', 'queue_full', 'dropped']) this.spans.inc({ result }, 0);
     const sseClients = opts.sseClients;
     new Gauge({
       name: 'mastra_task_bridge_sse_clients',
@@ -650,7 +650,7 @@ export class BridgeMetrics {
     this.evicted.inc();
   }
 
-  spanOutcome(result: 'exported' | 'failed' | 'dropped', count = 1): void {
+  spanOutcome(result: 'exported' | 'failed' | 'queue_full' | 'dropped', count = 1): void {
     this.spans.inc({ result }, count);
   }
 

@@ -33,7 +33,8 @@ export interface TracingConfig {
   batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMillis: number; exportTimeoutMillis: number };
 }
 
-export type ExportOutcome = 'exported' | 'failed';
+/** `queue_full`: dropped by the batch processor before any export, its queue (`otel.batch.maxQueueSize`) full. */
+export type ExportOutcome = 'exported' | 'failed' | 'queue_full';
 
 /**
  * Lets the caller choose the ids of the next span: set `next` right before `tracer.startSpan()`, which reads it
@@ -146,6 +147,31 @@ class CountingExporter implements SpanExporter {
   }
 }
 
+/**
+ * A BatchSpanProcessor that counts the spans it drops because its queue is full (the SDK only says so in a diag debug
+ * line): a collector slower than the task rate must show up in `mastra_task_bridge_spans_total`, not vanish. Still a
+ * BatchSpanProcessor (spanOutputOf's fast path checks that). Reads the queue through the SDK 2.12 fields
+ * `_finishedSpans` and `_maxQueueSize` (pinned); without them it counts nothing and behaves as its parent.
+ */
+export class CountingBatchSpanProcessor extends BatchSpanProcessor {
+  constructor(
+    exporter: SpanExporter,
+    config: ConstructorParameters<typeof BatchSpanProcessor>[1],
+    private readonly onQueueFull: (spans: number) => void,
+  ) {
+    super(exporter, config);
+  }
+
+  override onEnd(span: ReadableSpan): void {
+    const self = this as unknown as { _finishedSpans?: unknown[]; _maxQueueSize?: number };
+    const queue = self._finishedSpans;
+    const max = self._maxQueueSize;
+    const full = Array.isArray(queue) && typeof max === 'number' && queue.length >= max && (span.spanContext().traceFlags & 1) === 1;
+    super.onEnd(span);
+    if (full) this.onQueueFull(1);
+  }
+}
+
 export function createTracing(
   config: TracingConfig,
   onOutcome: (outcome: ExportOutcome, spans: number, error?: Error) => void = () => {},
@@ -164,7 +190,9 @@ export function createTracing(
       ...(config.timeoutMs ? { timeoutMillis: config.timeoutMs } : {}),
     };
     const exporter = config.protocol === 'http/json' ? new OTLPJsonExporter(exporterConfig) : new OTLPProtoExporter(exporterConfig);
-    spanProcessors.push(new BatchSpanProcessor(new CountingExporter(exporter, onOutcome, onExported), config.batch));
+    spanProcessors.push(
+      new CountingBatchSpanProcessor(new CountingExporter(exporter, onOutcome, onExported), config.batch, (n) => onOutcome('queue_full', n)),
+    );
   }
   const provider = new NodeTracerProvider({ resource, idGenerator: ids, spanProcessors });
   return {

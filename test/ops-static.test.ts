@@ -93,7 +93,7 @@ describe('Prometheus configuration and rules (promtool)', () => {
     expect(byName.get('MastraTaskBridgeStreamStalled')?.expr).toContain('mastra_task_bridge_last_event_timestamp_seconds');
     expect(byName.get('MastraTaskBridgeInvalidEvents')?.expr).toContain('result="invalid"');
     expect(byName.get('MastraTaskBridgeEnrichmentFailing')?.expr).toContain('mastra_task_bridge_enrichment_failures_total');
-    expect(byName.get('MastraTaskBridgeSpanExportFailing')?.expr).toContain('result="failed"');
+    expect(byName.get('MastraTaskBridgeSpanExportFailing')?.expr).toContain('result=~"failed|queue_full"');
     // (failed + timed_out) / finished: the error numerator never includes cancelled.
     for (const r of rules.filter((x) => x.record?.includes('_errors:'))) {
       expect(r.expr).toMatch(/status=~"failed\|timed_out"/);

@@ -2,13 +2,16 @@
 // (loadConfig, as the CLI does) with http/protobuf and with http/json, reaches a real OTLP receiver in that encoding
 // and decodes to the same span. OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES, which the README says are
 // honoured, reach the collector too.
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import type { Mastra } from '@mastra/core';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge } from '../src/bridge.js';
 import { loadConfig } from '../src/config.js';
 import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { runScenario } from '../src/demo/workload.js';
+import { dispatchQuickTask, runScenario } from '../src/demo/workload.js';
+import { scrape, total } from './support/metrics-text.js';
+import { waitFor } from './support/poll.js';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver.js';
 
 const silent = pino({ level: 'silent' });
@@ -84,4 +87,39 @@ describe('the OTLP protocol chosen by the environment is the one on the wire', (
       expect(r.span.resource).toMatchObject({ 'deployment.environment.name': 'protocol-test', 'service.name': 'mastra-task-bridge' });
     }
   });
+});
+
+describe('a collector slower than the task rate', () => {
+  it('spans the batch queue cannot hold are counted as queue_full, and every task is still counted', async () => {
+    // A collector that accepts connections and never answers: exports hang, the queue fills.
+    const sockets = new Set<Socket>();
+    const stalled = createServer((s) => void sockets.add(s));
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/v1/traces`;
+    const mastra = createDemoMastra({ observability: false });
+    const bridge = startBridge({
+      mastra,
+      logger: silent,
+      config: {
+        otel: { tracesEndpoint: url, batch: { maxQueueSize: 4, maxExportBatchSize: 2, scheduledDelayMs: 10, exportTimeoutMs: 60_000 } },
+        metrics: { defaultMetrics: false },
+      },
+    });
+    const TASKS = 12;
+    try {
+      await bridge.whenReady(10_000);
+      const handles = await Promise.all(Array.from({ length: TASKS }, () => dispatchQuickTask(mastra, { durationMs: 1 })));
+      await Promise.all(handles.map((h) => h.wait()));
+      await waitFor(async () => total(await scrape(bridge.app), 'mastra_background_task_finished_total') === TASKS, { message: 'every task counted' });
+      const s = await scrape(bridge.app);
+      // At most the queue (4) and one batch in flight (2) are held; the rest were dropped, and counted.
+      expect(total(s, 'mastra_task_bridge_spans_total', { result: 'queue_full' })).toBeGreaterThanOrEqual(TASKS - 4 - 2);
+      expect(total(s, 'mastra_task_bridge_spans_total', { result: 'exported' })).toBe(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      stalled.close();
+      await Promise.race([bridge.close(), new Promise((r) => setTimeout(r, 5_000))]);
+      await shutdownDemoMastra(mastra);
+    }
+  }, 60_000);
 });

@@ -372,8 +372,8 @@ export const mastraTaskBridgeHealth = {
             "type": "prometheus",
             "uid": "${datasource}"
           },
-          "expr": "sum(increase(mastra_task_bridge_spans_total{instance=~\"$instance\", result=\"failed\"}[$__range]))",
-          "legendFormat": "failed",
+          "expr": "sum(increase(mastra_task_bridge_spans_total{instance=~\"$instance\", result=~\"failed|queue_full\"}[$__range]))",
+          "legendFormat": "failed or dropped at a full queue",
           "range": false,
           "instant": true,
           "editorMode": "code"
@@ -1735,8 +1735,8 @@ export const mastraTaskBridgeHealthPanels = [
           "type": "prometheus",
           "uid": "${datasource}"
         },
-        "expr": "sum(increase(mastra_task_bridge_spans_total{instance=~\"$instance\", result=\"failed\"}[$__range]))",
-        "legendFormat": "failed",
+        "expr": "sum(increase(mastra_task_bridge_spans_total{instance=~\"$instance\", result=~\"failed|queue_full\"}[$__range]))",
+        "legendFormat": "failed or dropped at a full queue",
         "range": false,
         "instant": true,
         "editorMode": "code"
