@@ -18,14 +18,7 @@ interface ManagerLike {
 /** The slice of a Mastra instance the bridge uses. */
 export interface MastraLike {
   backgroundTaskManager?: unknown;
-  getStorage?: () => unknown;
 }
-
-interface TaskStoreLike {
-  getTask(taskId: string): Promise<unknown>;
-}
-
-const isTaskStore = (s: unknown): s is TaskStoreLike => typeof (s as TaskStoreLike | undefined)?.getTask === 'function';
 
 const RESUBSCRIBE_DELAY_MS = 500;
 
@@ -33,12 +26,6 @@ export class InProcessSource implements TaskSource {
   readonly kind = 'in-process' as const;
   readonly description = 'in-process Mastra (backgroundTaskManager.stream)';
   private readonly manager: ManagerLike;
-  // manager.getTask(id) is `(await mastra.getStorage().getStore('backgroundTasks')).getTask(id)` behind two more async
-  // hops and the storage's init proxy: about fifteen promises per lookup, one lookup per task. Reading the same
-  // domain store directly returns the same record for a few. Resolved once per storage instance (re-resolved if the
-  // app swaps its storage); until then, or without one, the manager answers (and reports a missing store itself).
-  private taskStore: { storage: unknown; store: TaskStoreLike | undefined } | undefined;
-  private resolvingFor: unknown;
 
   constructor(private readonly mastra: MastraLike) {
     const manager = mastra.backgroundTaskManager as ManagerLike | undefined;
@@ -81,8 +68,7 @@ export class InProcessSource implements TaskSource {
   async getTask(taskId: string): Promise<TaskRecord | null> {
     let raw: unknown;
     try {
-      const store = this.directTaskStore();
-      raw = await (store ? store.getTask(taskId) : this.manager.getTask(taskId));
+      raw = await this.manager.getTask(taskId);
     } catch (e) {
       throw new SourceError(`getTask failed: ${(e as Error).message}`, 'unavailable', { cause: e });
     }
@@ -114,28 +100,6 @@ export class InProcessSource implements TaskSource {
     // stored yet) or already holds traces. Otherwise the app stores none: fall back at once.
     if (!this.hasObservability() && !(await hasTraceStorage(this.mastra as never))) return undefined;
     return findToolCallSpan(this.mastra as never, runId, toolCallId);
-  }
-
-  private directTaskStore(): TaskStoreLike | undefined {
-    let storage: unknown;
-    try {
-      storage = this.mastra.getStorage?.();
-    } catch {
-      return undefined;
-    }
-    if (!storage) return undefined;
-    const known = this.taskStore;
-    if (known !== undefined && known.storage === storage) return known.store;
-    if (this.resolvingFor !== storage && typeof (storage as { getStore?: unknown }).getStore === 'function') {
-      this.resolvingFor = storage;
-      const settle = (store: unknown): void => {
-        if (this.resolvingFor === storage) this.taskStore = { storage, store: isTaskStore(store) ? store : undefined };
-      };
-      void Promise.resolve()
-        .then(() => (storage as { getStore(name: string): unknown }).getStore('backgroundTasks'))
-        .then(settle, () => settle(undefined));
-    }
-    return undefined;
   }
 
   private hasObservability(): boolean {
