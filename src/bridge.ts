@@ -8,6 +8,7 @@ import { Enricher } from './enrichment.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
+import { ChunkBatch } from './chunk-batch.js';
 import { type BridgeStatus, buildApp } from './http/app.js';
 import { BridgeMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
@@ -266,11 +267,24 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     return s;
   };
 
+  // In-process chunks are handled once per event-loop turn, off Mastra's publish path (chunk-batch.ts says why).
+  // Everything queued is handed over before a connect or disconnect is acted on, before idle() and on close.
+  const chunks = new ChunkBatch(
+    (c) => pipeline.chunk(c),
+    (error) => sourceLog.error({ err: error }, 'handling a background-task chunk failed'),
+  );
   const sink: SourceSink = {
-    chunk: (c) => pipeline.chunk(c),
-    frame: (d) => pipeline.frame(d),
-    dropped: (why, detail) => pipeline.dropped(why, detail),
+    chunk: (c) => chunks.push(c),
+    frame: (d) => {
+      if (chunks.size > 0) chunks.flush();
+      pipeline.frame(d);
+    },
+    dropped: (why, detail) => {
+      if (chunks.size > 0) chunks.flush();
+      pipeline.dropped(why, detail);
+    },
     connected: () => {
+      chunks.flush();
       connected = true;
       failedAttempts = 0;
       lastFailure = undefined;
@@ -298,6 +312,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       );
     },
     disconnected: (why, error) => {
+      chunks.flush();
       const wasConnected = connected;
       if (why !== 'stopped') metrics.sourceReconnect(why);
       connected = false;
@@ -375,13 +390,17 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         readyWaiters.add(done);
       });
     },
-    idle: () => pipeline.idle(),
+    async idle() {
+      await chunks.drained();
+      await pipeline.idle();
+    },
     close() {
       closing ??= (async () => {
         clearInterval(pruneTimer);
         clearInterval(reconcileTimer);
         abort.abort();
         await running;
+        chunks.flush();
         await Promise.race([pipeline.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
         try {
           await tracing.forceFlush();
