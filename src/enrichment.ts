@@ -98,7 +98,8 @@ export class Enricher {
           () => resolve(undefined),
         ).finally(() => {
           this.active--;
-          this.pending.delete(taskId);
+          // Only this lookup's own entry: a caller woken by it may already have started the next one for this task.
+          if (this.pending.get(taskId) === p) this.pending.delete(taskId);
           this.queue.shift()?.();
         });
       };
