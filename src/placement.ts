@@ -4,7 +4,8 @@
 // Mastra's storage exporter writes a span after a batch delay (5 s by default), so a miss is retried with exponential
 // delays (250 ms · 2^n: 6 attempts wait 7.75 s in all). When the app stores no traces at all, or lookups keep missing
 // (traces sampled out, stored elsewhere), auto placement stops asking for a while and falls back at once: a task's
-// telemetry must never wait on a lookup that cannot succeed.
+// telemetry must never wait on a lookup that cannot succeed. A run whose span was not found after every attempt is
+// remembered for a while (bounded): its other tasks fall back at once instead of each waiting out the retries.
 
 import { type ParentMode, type Placement, fallbackPlacement } from './spans.js';
 import type { SpanRef, TaskSource } from './sources/types.js';
@@ -23,10 +24,15 @@ export const DEFAULT_PLACEMENT: PlacementOptions = { mode: 'auto', attempts: 6, 
 const MISSES_BEFORE_PAUSE = 20;
 const PAUSE_MS = 5 * 60_000;
 const UNAVAILABLE_RECHECK_MS = 30_000;
+/** How long, and for how many runs at most, a run whose tool_call span was never found is not asked for again. */
+const MISSED_RUN_MS = 5 * 60_000;
+const MISSED_RUNS_MAX = 1_000;
 
 export class PlacementResolver {
   private pausedUntil = 0;
   private misses = 0;
+  /** runId → until when its tasks fall back without a lookup (insertion order = expiry order). */
+  private readonly missedRuns = new Map<string, number>();
 
   constructor(
     private readonly source: Pick<TaskSource, 'findToolCallSpan'>,
@@ -38,12 +44,21 @@ export class PlacementResolver {
   /** The placement when it needs no lookup (mode run/none, or auto while paused), else undefined: call resolve(). */
   immediate(task: { taskId: string; runId: string }): Placement | undefined {
     if (this.options.mode !== 'auto' || this.now() < this.pausedUntil) return fallbackPlacement(task, this.options.mode);
+    if (this.missedRuns.size > 0 && this.runMissed(task.runId)) return fallbackPlacement(task, this.options.mode);
     return undefined;
+  }
+
+  private runMissed(runId: string): boolean {
+    const until = this.missedRuns.get(runId);
+    if (until === undefined) return false;
+    if (this.now() < until) return true;
+    this.missedRuns.delete(runId);
+    return false;
   }
 
   async resolve(task: { taskId: string; runId: string; toolCallId: string }): Promise<Placement> {
     const fallback = fallbackPlacement(task, this.options.mode);
-    if (this.options.mode !== 'auto' || this.now() < this.pausedUntil) return fallback;
+    if (this.options.mode !== 'auto' || this.now() < this.pausedUntil || this.runMissed(task.runId)) return fallback;
     for (let attempt = 0; attempt < this.options.attempts; attempt++) {
       if (attempt > 0) await this.sleep(this.options.retryDelayMs * 2 ** (attempt - 1));
       let found: SpanRef | null | undefined;
@@ -61,6 +76,9 @@ export class PlacementResolver {
         return { traceId: found.traceId, parentSpanId: found.spanId, origin: 'mastra' };
       }
     }
+    this.missedRuns.delete(task.runId);
+    this.missedRuns.set(task.runId, this.now() + MISSED_RUN_MS);
+    if (this.missedRuns.size > MISSED_RUNS_MAX) this.missedRuns.delete(this.missedRuns.keys().next().value as string);
     if (++this.misses >= MISSES_BEFORE_PAUSE) {
       this.misses = 0;
       this.pausedUntil = this.now() + PAUSE_MS;
