@@ -613,7 +613,7 @@ async function main(throughputOnly: boolean): Promise<void> {
   log('');
   log('(a) Throughput — startBridge({ source: BenchSource }) → Pipeline: parseFrame → tracker → metrics → SpanWriter →');
   log('    NodeTracerProvider + BatchSpanProcessor (config defaults: queue 8192, batch 512, delay 1000 ms) → exporter that');
-  log('    serialises each batch with ProtobufTraceSerializer (@opentelemetry/otlp-transformer 0.223.0) and discards it.');
+  log('    serialises each batch with the bridge\'s OtlpTraceSerializer (src/otlp-encode.ts; ProtobufTraceSerializer\'s bytes) and discards it.');
   log('    Enrichment: DISABLED (config enrichment.enabled=false; no getTask). Placement: mode "run" (no lookups).');
   log('    Input: SSE `data:` strings as a Mastra server sends them (JSON, ISO dates), handed to sink.frame() as RemoteSource');
   log('    does; 4 events/task, mix 70% completed / 12% failed / 8% timeout / 7% cancelled / 3% suspend→resume→completed;');

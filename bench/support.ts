@@ -5,14 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate as tick } from 'node:timers/promises';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-// Not a direct dependency: a transitive one of @opentelemetry/exporter-trace-otlp-proto (same 0.223.0, hoisted).
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { ConfigSchema } from '../src/config.js';
 import type { TaskRecord } from '../src/events.js';
+import { OtlpTraceSerializer } from '../src/otlp-encode.js';
 import type { SourceSink, SpanRef, TaskPage, TaskSource } from '../src/sources/types.js';
 import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import { VERSION } from '../src/version.js';
@@ -362,7 +361,11 @@ export class FakeManager {
 // ---------------------------------------------------------------------------------------------------------------
 // Tracing
 
-/** Serialises every batch to an OTLP/protobuf ExportTraceServiceRequest, counts it, and throws it away. */
+/**
+ * Serialises every batch to an OTLP/protobuf ExportTraceServiceRequest with the serializer the bridge's http/protobuf
+ * exporter uses (OtlpTraceSerializer, src/otlp-encode.ts: ProtobufTraceSerializer's bytes), counts it, and throws it
+ * away.
+ */
 export class SerialisingExporter implements SpanExporter {
   spans = 0;
   batches = 0;
@@ -373,7 +376,7 @@ export class SerialisingExporter implements SpanExporter {
 
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     const t = performance.now();
-    const body = ProtobufTraceSerializer.serializeRequest(spans);
+    const body = OtlpTraceSerializer.serializeRequest(spans);
     this.serialiseMs += performance.now() - t;
     if (body === undefined) {
       this.onOutcome?.('failed', spans.length);

@@ -1,5 +1,6 @@
 // Proves test/support/otlp-receiver.ts against the real OTel JS exporters: http/json (exporter-trace-otlp-http)
-// and http/protobuf (exporter-trace-otlp-proto), each with and without gzip, plus simulated collector failures.
+// and http/protobuf (exporter-trace-otlp-proto), each with and without gzip, plus simulated collector failures; and the
+// bridge's own http/protobuf exporter (telemetry.ts OTLPProtoTraceExporter: the SDK's machinery, otlp-encode.ts bytes).
 import { SpanKind, SpanStatusCode, context, trace, type HrTime } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as OTLPHttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -13,6 +14,7 @@ import {
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OTLPProtoTraceExporter } from '../src/telemetry.js';
 import { startOtlpReceiver, type OtlpReceiver } from './support/otlp-receiver.js';
 
 type ExporterConfig = NonNullable<ConstructorParameters<typeof OTLPHttpJsonExporter>[0]>;
@@ -34,8 +36,9 @@ afterAll(async () => {
 });
 afterEach(() => receiver.reset());
 
-function makeExporter(protocol: 'json' | 'protobuf', compression: 'none' | 'gzip'): SpanExporter {
+function makeExporter(protocol: 'json' | 'protobuf' | 'bridge-protobuf', compression: 'none' | 'gzip'): SpanExporter {
   const config: ExporterConfig = { url: receiver.tracesUrl, compression: compression as Compression, timeoutMillis: 5_000 };
+  if (protocol === 'bridge-protobuf') return new OTLPProtoTraceExporter(config);
   return protocol === 'json' ? new OTLPHttpJsonExporter(config) : new OTLPProtoExporter(config);
 }
 
@@ -68,6 +71,8 @@ describe.each([
   { protocol: 'json', compression: 'gzip', contentType: 'application/json' },
   { protocol: 'protobuf', compression: 'none', contentType: 'application/x-protobuf' },
   { protocol: 'protobuf', compression: 'gzip', contentType: 'application/x-protobuf' },
+  { protocol: 'bridge-protobuf', compression: 'none', contentType: 'application/x-protobuf' },
+  { protocol: 'bridge-protobuf', compression: 'gzip', contentType: 'application/x-protobuf' },
 ] as const)('OTLP receiver with http/$protocol, compression=$compression', ({ protocol, compression, contentType }) => {
   it('decodes ids, parentage, exact times, attributes, events, status, resource and scope', async () => {
     const provider = new BasicTracerProvider({
@@ -145,7 +150,7 @@ describe('OTLP receiver failure simulation', () => {
   const exportOnce = (exporter: SpanExporter, spans: ReadableSpan[]): Promise<ExportResult> =>
     new Promise((resolve) => exporter.export(spans, resolve));
 
-  it.each(['json', 'protobuf'] as const)('a non-retryable status (400) makes the %s exporter report FAILED', async (protocol) => {
+  it.each(['json', 'protobuf', 'bridge-protobuf'] as const)('a non-retryable status (400) makes the %s exporter report FAILED', async (protocol) => {
     const spans = await captureSpans();
     const exporter = makeExporter(protocol, 'none');
     receiver.failNext(1, 400);
