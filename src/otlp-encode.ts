@@ -247,6 +247,30 @@ function anyValue(value: unknown): void {
   // anything else: no field, as the SDK
 }
 
+/**
+ * KeyValue.key fields (tag, length, UTF-8) by key: attribute keys repeat on every span. Bounded; the same bytes str()
+ * writes (Buffer's UTF-8, as str() falls back to, equals its ASCII copy for ASCII keys).
+ */
+const keyFields = new Map<string, Uint8Array>();
+const MAX_KEY_FIELDS = 2048;
+const MAX_CACHED_KEY = 256;
+
+function keyField(key: string): Uint8Array {
+  const utf8 = Buffer.from(key, 'utf8');
+  const n = utf8.length;
+  const head: number[] = [0x0a];
+  let v = n;
+  while (v > 0x7f) {
+    head.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  head.push(v);
+  const field = new Uint8Array(head.length + n);
+  field.set(head);
+  field.set(utf8, head.length);
+  return field;
+}
+
 /** Repeated KeyValue fields (writeAttributes / a kvlist): own enumerable string keys, the order for-in + hasOwnProperty visits. */
 function keyValues(obj: Record<string, unknown>, tag: number): void {
   if (typeof obj !== 'object') unsupported('attributes');
@@ -259,8 +283,21 @@ function keyValues(obj: Record<string, unknown>, tag: number): void {
     lengthSince(value);
     room(1);
     buf[--pos] = 0x12; // KeyValue.value (2, LEN)
-    str(key);
-    buf[--pos] = 0x0a; // KeyValue.key (1, LEN)
+    // KeyValue.key (1, LEN)
+    let field = keyFields.get(key);
+    if (field === undefined && key.length <= MAX_CACHED_KEY) {
+      field = keyField(key);
+      if (keyFields.size < MAX_KEY_FIELDS) keyFields.set(key, field);
+    }
+    if (field !== undefined) {
+      const n = field.length;
+      room(n + 6);
+      pos -= n;
+      for (let j = 0; j < n; j++) buf[pos + j] = field[j]!;
+    } else {
+      str(key);
+      buf[--pos] = 0x0a;
+    }
     lengthSince(kv);
     room(1);
     buf[--pos] = tag;

@@ -371,6 +371,14 @@ describe('OtlpTraceSerializer: hand-built spans', () => {
     expectIdentical([handSpan({ events: [{ name: 'e', time: [1, 2], attributes: attributes as never }] })]);
   });
 
+  it('attribute keys: more distinct keys than the key cache holds, long keys, unicode and unpaired surrogates', () => {
+    const attributes: Record<string, string> = {};
+    for (let i = 0; i < 3_000; i++) attributes[`key.${i}`] = `v${i}`;
+    attributes['k'.repeat(300)] = 'long key';
+    attributes['clé ✓ 🚀 \ud800'] = 'unicode key';
+    expectIdentical([handSpan({ attributes }), handSpan({ attributes })]);
+  });
+
   it('missing optional fields, dropped counts, unusual flags, scope attributes, no kind', () => {
     const resource = resourceFromAttributes({ a: 'b' });
     expectIdentical([
