@@ -50,6 +50,24 @@ export function openView(task: OpenTask): TaskView {
   };
 }
 
+/** openView(task) written into an existing view (same fields, same order of assignment as the literal). */
+function refreshOpenView(v: TaskView, task: OpenTask): TaskView {
+  const info = task.info;
+  v.taskId = task.taskId;
+  v.toolName = task.toolName;
+  v.toolCallId = task.toolCallId;
+  v.agentId = task.agentId;
+  v.runId = task.runId;
+  v.status = task.phase;
+  v.outputCount = task.outputCount;
+  v.startedAt = task.startedAt ?? info?.startedAt;
+  v.suspendedAt = task.phase === 'suspended' ? task.suspendedAt : undefined;
+  v.resumedAt = task.lastResumedAt;
+  v.threadId = info?.threadId;
+  v.resourceId = info?.resourceId;
+  return v;
+}
+
 export function finishedView(task: FinishedTask, span: WrittenSpan | undefined): TaskView {
   const info = task.info;
   const failed = task.status === 'failed' || task.status === 'timed_out';
@@ -97,7 +115,13 @@ export class EventFeed implements TaskSink {
       this.hub.forget(id);
       return;
     }
-    const task = openView(t.task);
+    const queue = this.held.size > 0 ? this.held.get(id) : undefined;
+    const holdNew = queue === undefined && t.type === 'started' && t.task.info === undefined && this.holdForLookup;
+    // No id has left the hub yet: nothing can ever be delivered or replayed, so only the snapshot state is updated,
+    // and the task's open view (referenced by the hub alone) is updated in place instead of built anew.
+    const quiet = queue === undefined && !holdNew && this.hub.quiet;
+    const prev = quiet ? this.hub.openView(id) : undefined;
+    const task = prev !== undefined ? refreshOpenView(prev, t.task) : openView(t.task);
     const at =
       t.type === 'started'
         ? (task.startedAt ?? observedAt)
@@ -106,14 +130,17 @@ export class EventFeed implements TaskSink {
           : t.type === 'resumed'
             ? (task.resumedAt ?? observedAt)
             : observedAt;
+    if (quiet) {
+      this.hub.record(t.type, at, task);
+      return;
+    }
     const event: BridgeEvent = { type: t.type, at, task };
-    const queue = this.held.size > 0 ? this.held.get(id) : undefined;
     if (queue) {
       queue.push(event);
       if (queue.length >= this.maxHeld) this.release(id, undefined);
       return;
     }
-    if (t.type === 'started' && t.task.info === undefined && this.holdForLookup) {
+    if (holdNew) {
       this.held.set(id, [event]);
       return;
     }
@@ -127,7 +154,9 @@ export class EventFeed implements TaskSink {
   finished(task: FinishedTask, span: WrittenSpan): void {
     this.release(task.taskId, task.info);
     const exported = this.options.exporting && span.sampled;
-    this.hub.publish({ type: 'finished', at: task.completedAt, task: finishedView(task, exported ? span : undefined) });
+    const view = finishedView(task, exported ? span : undefined);
+    if (this.hub.quiet) this.hub.record('finished', task.completedAt, view);
+    else this.hub.publish({ type: 'finished', at: task.completedAt, task: view });
   }
 
   private release(taskId: string, info: TaskInfo | undefined): void {
@@ -137,7 +166,8 @@ export class EventFeed implements TaskSink {
     this.held.delete(taskId);
     for (const e of queue) {
       withInfo(e.task, info);
-      this.hub.publish(e);
+      if (this.hub.quiet) this.hub.record(e.type, e.at, e.task);
+      else this.hub.publish(e);
     }
   }
 }

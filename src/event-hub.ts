@@ -8,7 +8,9 @@
 // Must not: do I/O, read a clock (event times come in the events), or hold per-client buffers (the HTTP adapter does,
 // capped). Every frame is serialised at most once, whatever the number of subscribers, and only when needed: with no
 // matching subscriber an event is kept unserialised (published events are never mutated), and its frame is built the
-// first time a replay asks for it.
+// first time a replay asks for it. Until an id has left the hub (a subscription, `publish`'s return, `lastId`), no
+// event can ever be delivered or replayed — ids are per hub — so `record` only numbers an event and updates the
+// snapshot state (open views, recently finished), with no ring entry and no event object.
 //
 // Payload contents (args, results, output chunks, suspend payloads, error messages) are never part of an event: they
 // may hold secrets, and the board does not need them.
@@ -117,6 +119,9 @@ export class EventHub {
   private readonly open = new Map<string, TaskView>();
   private readonly finished: TaskView[] = [];
   private readonly subscribers = new Set<Subscriber>();
+  // Until an id is handed out, events are counted but not kept; `retainedFrom` is the first seq kept in the ring.
+  private issued = false;
+  private retainedFrom = 1;
 
   constructor(private readonly options: HubOptions) {
     if (!(options.bufferSize >= 1)) throw new Error('bufferSize must be at least 1');
@@ -126,7 +131,35 @@ export class EventHub {
 
   /** The id of the newest event (`<epoch>-0` before the first). */
   get lastId(): string {
+    this.issue();
     return this.idOf(this.seq);
+  }
+
+  /**
+   * True while no id has left the hub: nothing published so far or from now until that changes can be delivered or
+   * replayed, so a publisher may `record` instead of `publish` (and skip building the event).
+   */
+  get quiet(): boolean {
+    return !this.issued;
+  }
+
+  /**
+   * While `quiet`: number one event and update the snapshot state (open views, recently finished) as `publish` would;
+   * nothing is kept for replay. `task` is held by the hub as the open (or finished) view; while quiet, the open view
+   * of a task is referenced nowhere else and its publisher may update it in place (`openView`).
+   */
+  record(type: BridgeEventType, at: number, task: TaskView): void {
+    if (this.issued) {
+      this.publish({ type, at, task });
+      return;
+    }
+    ++this.seq;
+    this.track(type, task);
+  }
+
+  /** While `quiet`: the open view last recorded for a task (to update in place), else undefined. */
+  openView(taskId: string): TaskView | undefined {
+    return this.issued ? undefined : this.open.get(taskId);
   }
 
   get subscriberCount(): number {
@@ -139,11 +172,14 @@ export class EventHub {
 
   /** Oldest seq still in the ring (seq + 1 when empty). */
   get oldestSeq(): number {
-    return Math.max(1, this.seq - this.options.bufferSize + 1);
+    // Events recorded before the first id was issued are not in the ring.
+    if (!this.issued) return this.seq + 1;
+    return Math.max(1, this.retainedFrom, this.seq - this.options.bufferSize + 1);
   }
 
   /** Number an event, keep it, update the open-task view, and deliver it to every matching subscriber. */
   publish(event: BridgeEvent): string {
+    this.issue();
     const seq = ++this.seq;
     const slot = seq % this.options.bufferSize;
     const prev = this.ring[slot];
@@ -157,17 +193,28 @@ export class EventHub {
       stored.frame = undefined;
     }
     const t = event.task;
-    if (event.type === 'finished') {
+    this.track(event.type, t);
+    if (this.subscribers.size > 0) {
+      for (const s of this.subscribers) if (matches(s.filter, t, event.type)) s.deliver(this.frameOf(stored));
+    }
+    return this.idOf(seq);
+  }
+
+  private track(type: BridgeEventType, t: TaskView): void {
+    if (type === 'finished') {
       this.open.delete(t.taskId);
       this.finished.push(t);
       if (this.finished.length > this.options.recentFinished) this.finished.shift();
     } else {
       this.open.set(t.taskId, t);
     }
-    if (this.subscribers.size > 0) {
-      for (const s of this.subscribers) if (matches(s.filter, t, event.type)) s.deliver(this.frameOf(stored));
-    }
-    return this.idOf(seq);
+  }
+
+  /** From the first id handed out on, every event is kept in the ring (the ids before it were never issued). */
+  private issue(): void {
+    if (this.issued) return;
+    this.issued = true;
+    this.retainedFrom = this.seq + 1;
   }
 
   /** Drop an open task from the view without an event (the tracker evicted it at its cap). */
@@ -182,6 +229,7 @@ export class EventHub {
    * synchronous step, so nothing falls between them.
    */
   subscribe(filter: EventFilter, lastEventId: string | undefined, deliver: (frame: string) => void): Subscription {
+    this.issue();
     let opening: Opening;
     if (lastEventId === undefined || lastEventId === '') {
       opening = { kind: 'snapshot', reason: 'connect', frames: [this.snapshotFrame(filter, 'connect')] };

@@ -97,11 +97,51 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+// `YYYY-MM-DDTHH:MM:SS.sssZ` (what JSON.stringify makes of a Date) read digit by digit: Date.parse costs ≈0.7 µs a
+// call. Only the unambiguous case is taken (year ≥ 1000, fields in range); anything else goes to Date.parse.
+function digit(s: string, i: number): number {
+  const d = s.charCodeAt(i) - 48;
+  return d >= 0 && d <= 9 ? d : -100_000;
+}
+function fastIsoMillis(s: string): number | undefined {
+  if (
+    s.length !== 24 ||
+    s.charCodeAt(4) !== 45 || // -
+    s.charCodeAt(7) !== 45 ||
+    s.charCodeAt(10) !== 84 || // T
+    s.charCodeAt(13) !== 58 || // :
+    s.charCodeAt(16) !== 58 ||
+    s.charCodeAt(19) !== 46 || // .
+    s.charCodeAt(23) !== 90 // Z
+  ) {
+    return undefined;
+  }
+  const y = digit(s, 0) * 1000 + digit(s, 1) * 100 + digit(s, 2) * 10 + digit(s, 3);
+  const mo = digit(s, 5) * 10 + digit(s, 6);
+  const d = digit(s, 8) * 10 + digit(s, 9);
+  const h = digit(s, 11) * 10 + digit(s, 12);
+  const mi = digit(s, 14) * 10 + digit(s, 15);
+  const sec = digit(s, 17) * 10 + digit(s, 18);
+  const ms = digit(s, 20) * 100 + digit(s, 21) * 10 + digit(s, 22);
+  // A non-digit makes its field negative (−100000 per bad digit, more than the others can add back).
+  if (y < 1000 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0) {
+    return undefined;
+  }
+  // Days since the epoch of a proleptic Gregorian date (day 29-31 of a shorter month rolls over, as Date.parse does).
+  const yy = mo <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  const days = era * 146_097 + doe - 719_468;
+  return ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms;
+}
+
 /** Epoch ms from a Date, an ISO string or a number; undefined when absent; NaN when present but unusable. */
 export function toMillis(v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v === '' ? Number.NaN : (fastIsoMillis(v) ?? Date.parse(v));
   if (v instanceof Date) return v.getTime();
-  if (typeof v === 'string') return v === '' ? Number.NaN : Date.parse(v);
   if (typeof v === 'number') return Number.isFinite(v) ? v : Number.NaN;
   return Number.NaN;
 }

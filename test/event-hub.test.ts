@@ -159,6 +159,55 @@ describe('EventHub', () => {
     });
   });
 
+  it('before any id is handed out, record() numbers events and keeps the snapshot state only; ids stay consecutive', () => {
+    const hub = new EventHub({ bufferSize: 10, recentFinished: 2, epoch: 'e1' });
+    expect(hub.quiet).toBe(true);
+    hub.record('started', 1, task('a'));
+    hub.record('started', 1, task('b'));
+    hub.record('suspended', 2, task('b', { status: 'suspended' }));
+    for (const id of ['c', 'd', 'e']) hub.record('finished', 3, task(id, { status: 'failed' }));
+    expect(hub.quiet).toBe(true);
+    expect(hub.oldestSeq).toBe(7); // nothing in the ring
+    const live: Frame[] = [];
+    const sub = hub.subscribe({}, undefined, (f) => live.push(parse(f)));
+    expect(hub.quiet).toBe(false);
+    const snap = parse(sub.opening.frames[0]!);
+    expect(snap.id).toBe('e1-6');
+    const data = snap.data as { tasks: TaskView[]; finished: TaskView[] };
+    expect(data.tasks.map((t) => [t.taskId, t.status])).toEqual([
+      ['a', 'running'],
+      ['b', 'suspended'],
+    ]);
+    expect(data.finished.map((t) => t.taskId)).toEqual(['d', 'e']);
+    // From now on record() is publish(): delivered live, kept, resumable from the snapshot's id.
+    hub.record('output', 7, task('a', { outputCount: 1 }));
+    hub.record('finished', 8, task('a', { status: 'completed' }));
+    expect(live.map((f) => [f.id, f.event, (f.data as BridgeEvent).at])).toEqual([
+      ['e1-7', 'output', 7],
+      ['e1-8', 'finished', 8],
+    ]);
+    sub.unsubscribe();
+    const resumed = hub.subscribe({}, snap.id, () => undefined);
+    expect(resumed.opening.kind).toBe('replay');
+    expect(resumed.opening.frames.map((f) => parse(f).id)).toEqual(['e1-7', 'e1-8']);
+    // An id from the quiet stretch was never issued: it cannot be honoured, so it resets.
+    const early = hub.subscribe({}, 'e1-3', () => undefined);
+    expect(early.opening.kind).toBe('snapshot');
+    expect((parse(early.opening.frames[0]!).data as { detail: string }).detail).toMatch(/older than the buffer/);
+  });
+
+  it('reading lastId hands out an id: events after it are kept for a resume', () => {
+    const hub = new EventHub({ bufferSize: 10, recentFinished: 2, epoch: 'e1' });
+    hub.record('started', 1, task('a'));
+    const id = hub.lastId;
+    expect(id).toBe('e1-1');
+    expect(hub.quiet).toBe(false);
+    hub.record('output', 2, task('a', { outputCount: 1 }));
+    const sub = hub.subscribe({}, id, () => undefined);
+    expect(sub.opening.kind).toBe('replay');
+    expect(sub.opening.frames.map((f) => parse(f).id)).toEqual(['e1-2']);
+  });
+
   it('rejects unknown parameters, repeated values and unknown event types or statuses', () => {
     expect(parseEventsQuery({ agent: 'x' }).ok).toBe(false);
     expect(parseEventsQuery({ agentId: ['a', 'b'] }).ok).toBe(false);
@@ -235,5 +284,37 @@ describe('EventFeed', () => {
     feed.finished(done.task, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), sampled: true });
     expect(out.at(-1)!.task).toMatchObject({ status: 'failed', errorType: 'PaymentDeclinedError' });
     expect(out.at(-1)!.task.traceId).toBeUndefined();
+  });
+
+  it('with no id handed out yet, the feed records the same snapshot state as it publishes', () => {
+    const drive = (hub: EventHub): void => {
+      const feed = new EventFeed(hub, { exporting: true, holdForLookup: false });
+      const tracker = new TaskTracker();
+      const other = { ...run('running', 50), taskId: 'U' };
+      const steps = [
+        [run('running', 100), 110],
+        [other, 111],
+        [run('output'), 120],
+        [run('suspended', 130), 130],
+        [{ ...other, kind: 'output' as const, at: undefined }, 131],
+        [run('resumed', 140), 140],
+        [run('output'), 150],
+      ] as const;
+      for (const [e, t] of steps) for (const tr of tracker.apply(e, t).transitions) if (tr.type !== 'finished' && tr.type !== 'queue_wait') feed.transition(tr, t);
+      const done = tracker.apply({ ...other, kind: 'failed', at: 400, error: { message: 'x', stack: 'BoomError: x' } }, 400).transitions[0]!;
+      if (done.type !== 'finished') throw new Error('expected finished');
+      feed.finished(done.task, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), sampled: true });
+    };
+    const quiet = new EventHub({ bufferSize: 50, recentFinished: 5, epoch: 'e1' });
+    drive(quiet);
+    const loud = new EventHub({ bufferSize: 50, recentFinished: 5, epoch: 'e1' });
+    loud.subscribe({}, undefined, () => undefined).unsubscribe();
+    drive(loud);
+    const snapshot = (hub: EventHub) => hub.subscribe({}, undefined, () => undefined).opening.frames[0]!;
+    expect(snapshot(quiet)).toBe(snapshot(loud));
+    expect(parse(snapshot(quiet)).data).toMatchObject({
+      tasks: [{ taskId: 'T', status: 'running', startedAt: 100, resumedAt: 140, outputCount: 2 }],
+      finished: [{ taskId: 'U', status: 'failed', errorType: 'BoomError', outputCount: 1 }],
+    });
   });
 });

@@ -1,7 +1,7 @@
 // The wire-format parser: every chunk type as Mastra sends it (Date objects in process, ISO strings over HTTP), and
 // every kind of bad input as a drop reason, never a throw.
 import { describe, expect, it } from 'vitest';
-import { errorType, parseEvent, parseFrame, parseTaskRecord } from '../src/events.js';
+import { errorType, parseEvent, parseFrame, parseTaskRecord, toMillis } from '../src/events.js';
 
 const ids = { taskId: 't1', toolName: 'tool', toolCallId: 'c1', agentId: 'a1', runId: 'r1' };
 const iso = '2026-11-25T08:51:42.775Z';
@@ -77,5 +77,66 @@ describe('errorType (bounded, never the message)', () => {
     [{ message: 'weird', stack: '!!! not a class' }, 'failed', '_OTHER'],
   ] as const)('%j → %s', (error, status, expected) => {
     expect(errorType(error, status)).toBe(expected);
+  });
+});
+
+describe('toMillis (ISO strings read without Date.parse when unambiguous)', () => {
+  it('agrees with Date.parse on ISO strings, edge cases and near misses', () => {
+    const cases = [
+      '2026-12-01T19:30:00.123Z',
+      '1970-01-01T00:00:00.000Z',
+      '1969-12-31T23:59:59.999Z',
+      '1000-01-01T00:00:00.000Z',
+      '0999-12-31T23:59:59.999Z',
+      '0050-06-15T12:00:00.000Z',
+      '9999-12-31T23:59:59.999Z',
+      '2024-02-29T00:00:00.000Z',
+      '2023-02-29T00:00:00.000Z',
+      '2024-02-31T00:00:00.000Z',
+      '2024-04-31T10:00:00.000Z',
+      '2024-01-01T24:00:00.000Z',
+      '2024-01-01T23:60:00.000Z',
+      '2024-01-01T00:00:60.000Z',
+      '2024-13-01T00:00:00.000Z',
+      '2024-00-01T00:00:00.000Z',
+      '2024-01-00T00:00:00.000Z',
+      '2024-01-32T00:00:00.000Z',
+      '2024-01-01T00:00:00.000z',
+      '2024-01-01t00:00:00.000Z',
+      '2024-01-01T00:00:00Z',
+      '2024-01-01T00:00:00.00Z',
+      '2024-01-01T00:00:00.000+01:00',
+      '+002024-01-01T00:00:00.000Z',
+      '2024-01-01 00:00:00.000Z',
+      '2024-1-01T00:00:00.0000Z',
+      '202a-01-01T00:00:00.000Z',
+      '2024-01-01T0a:00:00.000Z',
+      '2024-01-01T00:00:00.a00Z',
+      '2024-01-01',
+      'Tue, 01 Dec 2026 19:30:00 GMT',
+      'not a date at all, 24 ch',
+    ];
+    for (const s of cases) expect(toMillis(s), s).toBe(Date.parse(s));
+    // A deterministic sweep: real instants across four millennia, and the same strings with one character changed.
+    let seed = 1;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 20_000; i++) {
+      let s = new Date(Math.floor(rnd() * 2.5e14) - 3e13).toISOString();
+      if (i % 3 === 0) {
+        const at = Math.floor(rnd() * s.length);
+        s = s.slice(0, at) + '0129-:.TZ x'[Math.floor(rnd() * 11)] + s.slice(at + 1);
+      }
+      expect(Object.is(toMillis(s), Date.parse(s)), s).toBe(true);
+    }
+  });
+
+  it('takes Dates, finite numbers, and rejects the rest as NaN', () => {
+    expect(toMillis(new Date(1234))).toBe(1234);
+    expect(toMillis(1234)).toBe(1234);
+    expect(toMillis(Number.POSITIVE_INFINITY)).toBeNaN();
+    expect(toMillis('')).toBeNaN();
+    expect(toMillis({})).toBeNaN();
+    expect(toMillis(undefined)).toBeUndefined();
+    expect(toMillis(null)).toBeUndefined();
   });
 });
