@@ -142,9 +142,13 @@ export class TaskTracker {
   // O(deleted so far) — tens of µs per event once the cap is reached (see bench/).
   private readonly tombstones = new Map<string, number>();
   // Evicted open task id → its first start, if known; bounded by maxOpenTasks through a FIFO like the tombstones'.
-  private readonly evicted = new Map<string, number | undefined>();
+  // Each FIFO slot holds the id and the eviction number it was pushed with; a slot whose id was since re-opened,
+  // finished or evicted again (a newer number) is stale and skipped.
+  private readonly evicted = new Map<string, { startedAt: number | undefined; n: number }>();
   private evictedOrder: string[] = [];
+  private evictedNs: number[] = [];
   private evictedHead = 0;
+  private evictions = 0;
   private expiryIds: string[] = [];
   private expiryAts: number[] = [];
   private expiryHead = 0;
@@ -283,6 +287,11 @@ export class TaskTracker {
   }
 
   /** Mark tasks as already finished (exported before a restart): their events become duplicates. */
+  /** Slots in the evicted-task FIFO (for tests: it stays bounded by what is remembered). */
+  get evictedSlots(): number {
+    return this.evictedOrder.length - this.evictedHead;
+  }
+
   rememberFinished(taskIds: Iterable<string>, observedAt: number): void {
     for (const id of taskIds) if (!this.open.has(id)) this.tombstone(id, observedAt);
   }
@@ -323,7 +332,7 @@ export class TaskTracker {
       const finished = this.finishEvicted(this.identityOf(event), event, 'event', observedAt);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
-    const startedAt = this.evicted.get(event.taskId);
+    const startedAt = this.evicted.get(event.taskId)?.startedAt;
     this.evicted.delete(event.taskId);
     const outcome = this.firstSight(event, observedAt);
     const reopened = this.open.get(event.taskId);
@@ -332,7 +341,7 @@ export class TaskTracker {
   }
 
   private finishEvicted(identity: TaskIdentity, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
-    const startedAt = this.evicted.get(identity.taskId);
+    const startedAt = this.evicted.get(identity.taskId)?.startedAt;
     this.evicted.delete(identity.taskId);
     this.tombstone(identity.taskId, observedAt);
     const finished = this.finishedFrom(identity, event, origin, true);
@@ -341,13 +350,32 @@ export class TaskTracker {
   }
 
   private rememberEvicted(task: OpenTask): void {
-    this.evicted.set(task.taskId, task.startedAt ?? task.info?.startedAt);
+    const n = ++this.evictions;
+    this.evicted.set(task.taskId, { startedAt: task.startedAt ?? task.info?.startedAt, n });
     this.evictedOrder.push(task.taskId);
+    this.evictedNs.push(n);
     while (this.evicted.size > this.options.maxOpenTasks && this.evictedHead < this.evictedOrder.length) {
-      this.evicted.delete(this.evictedOrder[this.evictedHead++] as string);
+      const id = this.evictedOrder[this.evictedHead] as string;
+      if (this.evicted.get(id)?.n === this.evictedNs[this.evictedHead]) this.evicted.delete(id);
+      this.evictedHead++;
     }
-    if (this.evictedHead > 1024 && this.evictedHead * 2 > this.evictedOrder.length) {
+    // Evicted tasks that end leave stale slots behind: keep the FIFO within a small multiple of what is remembered.
+    if (this.evictedOrder.length - this.evictedHead > 2 * this.evicted.size + 1024) {
+      const ids: string[] = [];
+      const ns: number[] = [];
+      for (let i = this.evictedHead; i < this.evictedOrder.length; i++) {
+        const id = this.evictedOrder[i] as string;
+        if (this.evicted.get(id)?.n === this.evictedNs[i]) {
+          ids.push(id);
+          ns.push(this.evictedNs[i] as number);
+        }
+      }
+      this.evictedOrder = ids;
+      this.evictedNs = ns;
+      this.evictedHead = 0;
+    } else if (this.evictedHead > 1024 && this.evictedHead * 2 > this.evictedOrder.length) {
       this.evictedOrder = this.evictedOrder.slice(this.evictedHead);
+      this.evictedNs = this.evictedNs.slice(this.evictedHead);
       this.evictedHead = 0;
     }
   }

@@ -227,6 +227,19 @@ describe('TaskTracker rules', () => {
     expect(tracker.apply(ev('completed', 9, { taskId: 'a' }), T0).result).toBe('duplicate');
   });
 
+  it('remembers evicted tasks in bounded memory, even when they keep ending (their FIFO slots are compacted)', () => {
+    const tracker = new TaskTracker({ maxOpenTasks: 10 });
+    for (let i = 0; i < 20_000; i++) {
+      tracker.apply(ev('running', i, { taskId: `t${i}` }), T0 + i);
+      // the task evicted by this start (10 back) ends at once: its memory entry goes, its FIFO slot goes stale
+      if (i >= 10) {
+        const end = tracker.apply(ev('completed', i, { taskId: `t${i - 10}` }), T0 + i);
+        expect((end.transitions[0] as { task: FinishedTask }).task.startCounted).toBe(true);
+      }
+    }
+    expect(tracker.evictedSlots).toBeLessThan(2 * 10 + 1024 + 2);
+  });
+
   it('an evicted task that speaks again re-opens without a second start; reconciliation never re-opens it', () => {
     const tracker = new TaskTracker({ maxOpenTasks: 2 });
     tracker.apply(ev('running', 0, { taskId: 'a' }), T0);
