@@ -125,6 +125,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       );
     } else if (saved) {
       tracker.rememberFinished(saved.exported.keys(), now());
+      checkpoint.create(now()); // from now on it has a creation time: the next restart backfills from here
       logger.warn({ checkpoint: checkpoint.path }, 'checkpoint has exported nothing and has no creation time: starting fresh, no backfill');
     } else {
       checkpoint.create(now());

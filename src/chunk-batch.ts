@@ -36,15 +36,19 @@ export class ChunkBatch {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    // Chunks pushed while flushing (a handler that feeds back) join this flush, in order.
-    for (let i = 0; i < this.queue.length; i++) {
-      try {
-        this.handle(this.queue[i]);
-      } catch (error) {
-        this.onError(error);
+    // Chunks pushed while flushing (a handler that feeds back) join this flush, in order. The queue is taken before
+    // handling, so a handler that calls flush() itself hands over only what came after, never a chunk twice.
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const chunk of batch) {
+        try {
+          this.handle(chunk);
+        } catch (error) {
+          this.onError(error);
+        }
       }
     }
-    this.queue = [];
     const waiters = this.waiters;
     if (waiters.length === 0) return;
     this.waiters = [];

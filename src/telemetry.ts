@@ -153,8 +153,8 @@ class CountingExporter implements SpanExporter {
 /**
  * A BatchSpanProcessor that counts the spans it drops because its queue is full (the SDK only says so in a diag debug
  * line): a collector slower than the task rate must show up in `mastra_task_bridge_spans_total`, not vanish. Still a
- * BatchSpanProcessor (spanOutputOf's fast path checks that). Reads the queue through the SDK 2.12 fields
- * `_finishedSpans` and `_maxQueueSize` (pinned); without them it counts nothing and behaves as its parent.
+ * BatchSpanProcessor (spanOutputOf's fast path checks that). Reads the SDK 2.12 field `_droppedSpansCount` (pinned);
+ * without it, it counts nothing and behaves as its parent.
  */
 export class CountingBatchSpanProcessor extends BatchSpanProcessor {
   constructor(
@@ -166,12 +166,12 @@ export class CountingBatchSpanProcessor extends BatchSpanProcessor {
   }
 
   override onEnd(span: ReadableSpan): void {
-    const self = this as unknown as { _finishedSpans?: unknown[]; _maxQueueSize?: number };
-    const queue = self._finishedSpans;
-    const max = self._maxQueueSize;
-    const full = Array.isArray(queue) && typeof max === 'number' && queue.length >= max && (span.spanContext().traceFlags & 1) === 1;
+    // The SDK counts drops in `_droppedSpansCount` (reset to 0 by the next span it accepts): it grew iff this one
+    // was dropped. Shutdown and unsampled spans return before that and are not counted.
+    const self = this as unknown as { _droppedSpansCount?: number };
+    const before = self._droppedSpansCount;
     super.onEnd(span);
-    if (full) this.onQueueFull(1);
+    if (typeof before === 'number' && (self._droppedSpansCount ?? 0) > before) this.onQueueFull(1);
   }
 }
 

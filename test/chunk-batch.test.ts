@@ -25,6 +25,23 @@ describe('ChunkBatch', () => {
     expect(seen).toEqual(['a']);
   });
 
+  it('a handler that flushes (re-enters) hands each chunk over once, in order', () => {
+    const seen: unknown[] = [];
+    let batch!: ChunkBatch;
+    batch = new ChunkBatch((c) => {
+      seen.push(c);
+      if (c === 'a') {
+        batch.push('c');
+        batch.flush();
+      }
+    }, () => undefined);
+    batch.push('a');
+    batch.push('b');
+    batch.flush();
+    expect(seen.sort()).toEqual(['a', 'b', 'c']);
+    expect(batch.size).toBe(0);
+  });
+
   it('a throwing handler is reported and the rest of the batch still goes through', async () => {
     const seen: unknown[] = [];
     const errors: unknown[] = [];

@@ -34,6 +34,8 @@ describe('SseFramer', () => {
     const text = ': hello\n\ndata: {"a":1}\n\ndata: {"b":\r\ndata: 2}\r\n\r\nevent: x\rdata: "cr"\r\rdata: [DONE]\n\ndata: 3\n\n';
     for (const chunks of splits(text)) {
       expect(run(chunks)).toEqual({ data: ['{"a":1}', '{"b":\n2}', '"cr"', '3'], oversized: 0 });
+      // empty chunks (a TextDecoder holding half a multi-byte character) change nothing
+      expect(run(chunks.flatMap((c) => ['', c, '']))).toEqual({ data: ['{"a":1}', '{"b":\n2}', '"cr"', '3'], oversized: 0 });
     }
   });
 
@@ -53,6 +55,7 @@ describe('SseFramer', () => {
       for (const chunks of splits(text)) {
         expect(run(chunks), JSON.stringify({ eol, chunks: chunks.map((c) => c.length) })).toEqual({ data: ['1', '2'], oversized: 1 });
       }
+      expect(run(pieces(text, 101).flatMap((c) => [c, '']))).toEqual({ data: ['1', '2'], oversized: 1 });
     }
   });
 

@@ -258,6 +258,7 @@ export class SseFramer {
   }
 
   feed(text: string): void {
+    if (text === '') return; // a chunk holding only part of a multi-byte character decodes to nothing yet
     if (this.discarding) {
       const next = this.skip(text);
       if (text !== '') this.lastChar = text.charCodeAt(text.length - 1);
