@@ -46,13 +46,13 @@ export class Pipeline {
     this.lookupSinks = (deps.sinks ?? []).filter((s) => typeof s.lookedUp === 'function');
   }
 
-  /** An in-process chunk. */
-  chunk(chunk: unknown): void {
+  /** An in-process chunk; `source` names the stream it came on (several streams: see stream-merge.ts). */
+  chunk(chunk: unknown, _source?: string): void {
     this.handle(parseEvent(chunk));
   }
 
   /** A remote SSE data field. */
-  frame(data: string): void {
+  frame(data: string, _source?: string): void {
     this.handle(parseFrame(data, this.deps.maxFrameBytes));
   }
 
