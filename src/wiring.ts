@@ -12,6 +12,7 @@ import { PlacementResolver } from './placement.js';
 import type { TaskSink } from './sinks.js';
 import type { TaskSource } from './sources/types.js';
 import { SpanWriter } from './spans.js';
+import type { StreamMerge } from './stream-merge.js';
 import type { Tracing } from './telemetry.js';
 import { TaskTracker, type TrackerOptions } from './tracker.js';
 
@@ -37,6 +38,8 @@ export interface PipelineParts {
   /** Replace the span writer (the benchmark's no-op stages). */
   spans?: SpanWriter;
   sinks?: TaskSink[];
+  /** Exactly-once across several streams (a fleet of replicas). */
+  merge?: StreamMerge;
   enrichmentFailed?: (reason: EnrichmentFailure, taskId: string, error?: unknown) => void;
   now?: () => number;
 }
@@ -75,6 +78,7 @@ export function wirePipeline(config: BridgeConfig, parts: PipelineParts): WiredP
     exporting: parts.tracing.exporting,
     maxFrameBytes: config.source.maxFrameBytes,
     ...(parts.now ? { now: parts.now } : {}),
+    ...(parts.merge ? { merge: parts.merge } : {}),
     sinks: parts.sinks ?? [],
   });
   return { pipeline, tracker, spans };
