@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BridgeHandle, startBridge } from './bridge.js';
-import { type BridgeConfig, ConfigError, DEFAULT_CONFIG_FILE, ENV_VARS, loadConfig } from './config.js';
+import { type BridgeConfig, ConfigError, DEFAULT_CONFIG_FILE, ENV_VARS, loadConfig, sourceServers } from './config.js';
 import { VERSION } from './version.js';
 
 const HELP = `mastra-task-bridge ${VERSION}
@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
       return undefined;
     }
   };
-  if (config.source.mastraUrl) {
+  if (sourceServers(config).length > 0) {
     const started = start({ config, logger, mode: 'remote' });
     if (!started) return 1;
     bridge = started;
