@@ -293,6 +293,7 @@ async function countingProxy(target: string): Promise<{ url: string; listCalls: 
     if (req.method === 'GET' && /^\/api\/background-tasks(\?|$)/.test(req.url ?? '')) state.listCalls++;
     const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
+      res.flushHeaders(); // an idle SSE stream sends no byte: its headers must not wait for one
       r.pipe(res);
     });
     up.on('error', () => res.destroy());
