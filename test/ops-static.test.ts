@@ -120,10 +120,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(r.code, r.out).toBe(0);
   });
 
-  it('has the six services, each with a pinned image and a healthcheck', () => {
-    expect(Object.keys(resolved.services).sort()).toEqual(['alertmanager', 'bridge', 'grafana', 'jaeger', 'mastra-demo', 'prometheus']);
+  it('has the seven services, each with a pinned image and a healthcheck', () => {
+    expect(Object.keys(resolved.services).sort()).toEqual(['alertmanager', 'bridge', 'grafana', 'jaeger', 'mastra-demo', 'postgres', 'prometheus']);
     for (const [name, s] of Object.entries(resolved.services)) {
-      expect(s.image, name).toMatch(/^[a-z0-9./-]+:(v?\d+\.\d+\.\d+)$/);
+      // PostgreSQL versions are major.minor (15.10): that is its full pin.
+      expect(s.image, name).toMatch(name === 'postgres' ? /^postgres:\d+\.\d+$/ : /^[a-z0-9./-]+:(v?\d+\.\d+\.\d+)$/);
       expect(s.healthcheck?.test?.length, `${name} healthcheck`).toBeGreaterThan(0);
     }
     expect(resolved.services['mastra-demo']?.build?.target).toBe('mastra-demo');
@@ -138,7 +139,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
 
   it('wires the bridge to the demo server, Jaeger over OTLP and a checkpoint volume; Prometheus stores exemplars', () => {
     const bridge = resolved.services.bridge!;
-    expect(bridge.environment?.MASTRA_URL).toBe('http://mastra-demo:4111');
+    // Discovery: every replica of the demo service, on the PostgreSQL store they share.
+    expect(bridge.environment?.MASTRA_URL).toBe('dns+http://mastra-demo:4111');
+    expect((resolved.services['mastra-demo'] as { deploy?: { replicas?: number } }).deploy?.replicas).toBe(2);
+    expect(resolved.services['mastra-demo']?.environment?.DEMO_STORAGE_URL).toMatch(/^postgresql:\/\/[^@]+@postgres:5432\//);
+    expect(resolved.services['mastra-demo']?.environment?.DEMO_REPLICA).toBe('true');
     expect(bridge.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
     // The board's trace links open the Jaeger UI where the browser reaches it: the port published on localhost.
     const jaegerUi = (resolved.services.jaeger?.ports ?? []).map((p) => p.split(':')).find((p) => p[2]?.startsWith('16686'))?.[1];
