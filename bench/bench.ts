@@ -480,8 +480,8 @@ const MASTRA_TASKS = Number(process.env['BENCH_MASTRA_TASKS'] ?? 1000);
 async function mastraChild(): Promise<MastraResult> {
   process.env['MASTRA_TELEMETRY_DISABLED'] = 'true';
   const gc = getGc();
-  const { createDemoMastra, shutdownDemoMastra } = await import('../src/demo/app.js');
-  const { dispatchQuickTask } = await import('../src/demo/workload.js');
+  const { createDemoMastra, shutdownDemoMastra } = await import('../demo/app.js');
+  const { dispatchQuickTask } = await import('../demo/workload.js');
   const TERMINAL = new Set(['background-task-completed', 'background-task-failed', 'background-task-cancelled']);
   const agents = ['bench-agent-a', 'bench-agent-b', 'bench-agent-c'];
   const tools = ['quick_task', 'quick_lookup'];
