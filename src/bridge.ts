@@ -4,25 +4,25 @@
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { type BridgeConfig, type ConfigInput, parseConfig, tracesUrl } from './config.js';
-import { Enricher } from './enrichment.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
-import { ChunkBatch } from './chunk-batch.js';
 import { type BridgeStatus, buildApp } from './http/app.js';
 import { BridgeMetrics } from './metrics.js';
-import { Pipeline } from './pipeline.js';
-import { PlacementResolver } from './placement.js';
+import type { Pipeline } from './pipeline.js';
 import { maxLagFor, Reconciler } from './reconcile.js';
 import { SpanIndex } from './span-index.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
 import { RemoteSource } from './sources/remote.js';
-import type { SourceSink, TaskSource } from './sources/types.js';
-import { SpanWriter } from './spans.js';
+import type { TaskSource } from './sources/types.js';
+import { SourceSession } from './source-session.js';
 import { type Tracing, createTracing } from './telemetry.js';
-import { TaskTracker, type TrackerOptions } from './tracker.js';
+import { TaskTracker } from './tracker.js';
 import { VERSION } from './version.js';
+import { trackerOptions, wirePipeline } from './wiring.js';
+
+export { trackerOptions } from './wiring.js';
 
 export interface StartBridgeOptions {
   /** An in-process Mastra with background tasks enabled. */
@@ -61,16 +61,10 @@ export interface BridgeHandle {
   close(): Promise<void>;
 }
 
-/** The tracker's options from the configuration (the bridge and the benchmark build their tracker alike). */
-export function trackerOptions(config: BridgeConfig): Partial<TrackerOptions> {
-  return {
-    maxOpenTasks: config.tracker.maxOpenTasks,
-    dedupeWindowMs: config.tracker.dedupeWindowSeconds * 1000,
-    maxTombstones: config.tracker.maxFinishedIds,
-    maxOutputEvents: config.traces.maxOutputEvents,
-    keepArgs: config.traces.recordArgs,
-    keepOutput: config.traces.recordOutput,
-  };
+/** A source's short name, the value of the `source` label: `host:port` of a remote server, else its kind. */
+export function sourceKey(source: TaskSource): string {
+  const m = /https?:\/\/([^/\s]+)/.exec(source.description);
+  return source.kind === 'remote' && m ? m[1]! : source.kind;
 }
 
 export function startBridge(options: StartBridgeOptions): BridgeHandle {
@@ -192,37 +186,21 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   const enrichLog = logger.child({ component: 'enrichment' });
   let enrichFailuresLogged = 0;
-  const enricher = new Enricher(source, config.enrichment, (reason, taskId, error) => {
-    metrics.enrichmentFailed(reason);
-    if (enrichFailuresLogged++ < 5 || enrichFailuresLogged % 100 === 0) {
-      enrichLog.warn({ reason, taskId, err: error }, 'task lookup failed; its span lacks thread, resource and queue data');
-    }
-  });
-  const placement = new PlacementResolver(source, {
-    mode: config.traces.parent,
-    attempts: config.traces.lookupAttempts,
-    retryDelayMs: config.traces.lookupRetryDelayMs,
-    timeoutMs: config.enrichment.timeoutMs,
-  });
-  const spans = new SpanWriter(tracing, {
-    recordArgs: config.traces.recordArgs,
-    recordResult: config.traces.recordResult,
-    recordOutput: config.traces.recordOutput,
-    maxPayloadLength: config.traces.maxPayloadLength,
-    maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
-  });
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
-  const pipeline = new Pipeline({
+  const { pipeline } = wirePipeline(config, {
+    source,
     tracker,
     metrics,
-    spans,
-    enricher,
-    placement,
+    tracing,
     logger: logger.child({ component: 'pipeline' }),
-    exporting: tracing.exporting,
-    maxFrameBytes: config.source.maxFrameBytes,
     now,
+    enrichmentFailed: (reason, taskId, error) => {
+      metrics.enrichmentFailed(reason);
+      if (enrichFailuresLogged++ < 5 || enrichFailuresLogged % 100 === 0) {
+        enrichLog.warn({ reason, taskId, err: error }, 'task lookup failed; its span lacks thread, resource and queue data');
+      }
+    },
     sinks: [
       new EventFeed(hub, { exporting: tracing.exporting, holdForLookup: config.enrichment.enabled }),
       spanIndex,
@@ -243,109 +221,40 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   );
   const rec = reconciler;
 
-  let connected = false;
-  let synced = false;
-  /** Connection attempts that failed since the last successful connect, and the reason last logged. */
-  let failedAttempts = 0;
-  let lastFailure: string | undefined;
-  let reason: string | undefined = 'connecting to the Mastra background-task stream';
-  let generation = 0;
-  const readyWaiters = new Set<() => void>();
-  const sourceLog = logger.child({ component: 'source' });
   const abort = new AbortController();
+  const sourceLog = logger.child({ component: 'source' });
+  const session = new SourceSession({
+    key: sourceKey(source),
+    description: source.description,
+    target: pipeline,
+    sync: (signal) => rec.pass(signal),
+    up: (up) => metrics.sourceUp(up),
+    reconnect: (why) => metrics.sourceReconnect(why),
+    openTasks: () => tracker.size,
+    logger: sourceLog,
+  });
 
   const status = (): BridgeStatus => {
+    const st = session.status();
     const s: BridgeStatus = {
       mode,
       source: source.description,
       version: VERSION,
-      connected,
-      synced,
+      connected: st.connected,
+      synced: st.synced,
       openTasks: tracker.size,
       tracesExported: tracing.exporting,
     };
-    if (!(connected && synced) && reason) s.reason = reason;
+    if (st.reason) s.reason = st.reason;
     return s;
   };
 
-  // In-process chunks are handled once per event-loop turn, off Mastra's publish path (chunk-batch.ts says why).
-  // Everything queued is handed over before a connect or disconnect is acted on, before idle() and on close.
-  const chunks = new ChunkBatch(
-    (c) => pipeline.chunk(c),
-    (error) => sourceLog.error({ err: error }, 'handling a background-task chunk failed'),
-  );
-  const sink: SourceSink = {
-    chunk: (c) => chunks.push(c),
-    frame: (d) => {
-      if (chunks.size > 0) chunks.flush();
-      pipeline.frame(d);
-    },
-    dropped: (why, detail) => {
-      if (chunks.size > 0) chunks.flush();
-      pipeline.dropped(why, detail);
-    },
-    connected: () => {
-      chunks.flush();
-      connected = true;
-      failedAttempts = 0;
-      lastFailure = undefined;
-      synced = false;
-      reason = 'initial sync with Mastra not finished';
-      metrics.sourceUp(true);
-      const gen = ++generation;
-      sourceLog.info({ source: source.description }, 'connected to the background-task stream');
-      rec.pass(abort.signal).then(
-        () => {
-          if (gen !== generation || !connected) return;
-          synced = true;
-          reason = undefined;
-          sourceLog.info({ openTasks: tracker.size }, 'initial sync applied; ready');
-          for (const w of readyWaiters) w();
-        },
-        (error) => {
-          if (gen !== generation || abort.signal.aborted) return;
-          reason = `initial sync failed: ${(error as Error).message}`;
-          sourceLog.warn({ err: error }, 'initial sync failed; open tasks will be picked up from the stream');
-          // The stream is live and will correct itself; do not keep the bridge unready forever.
-          synced = true;
-          for (const w of readyWaiters) w();
-        },
-      );
-    },
-    disconnected: (why, error) => {
-      chunks.flush();
-      const wasConnected = connected;
-      if (why !== 'stopped') metrics.sourceReconnect(why);
-      connected = false;
-      synced = false;
-      generation++;
-      reason = `disconnected: ${why}`;
-      metrics.sourceUp(false);
-      if (abort.signal.aborted) return;
-      if (wasConnected) {
-        sourceLog.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
-        return;
-      }
-      // A bridge that never gets through (wrong MASTRA_URL, port or prefix; Mastra down) must say so, without a line
-      // per retry: the first failure of each kind, then every 20th. Rejected credentials are logged by the source.
-      failedAttempts++;
-      if (why !== 'unauthorized' && (why !== lastFailure || failedAttempts % 20 === 0)) {
-        lastFailure = why;
-        sourceLog.warn(
-          { reason: why, err: error, attempts: failedAttempts, source: source.description },
-          'cannot connect to the background-task stream; retrying with backoff',
-        );
-      }
-    },
-  };
-  const running = source.run(sink, abort.signal).catch((error) => {
-    sourceLog.error({ err: error }, 'source stopped unexpectedly');
-  });
+  const running = session.start(source);
   const pruneTimer = setInterval(() => tracker.prune(now()), 30_000);
   pruneTimer.unref();
   // Periodic reconciliation while connected (one also runs after every connect).
   const reconcileTimer = setInterval(() => {
-    if (connected && synced) void rec.pass(abort.signal).catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
+    if (session.ready) void rec.pass(abort.signal).catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
   }, config.reconcile.intervalSeconds * 1000);
   reconcileTimer.unref();
 
@@ -377,22 +286,12 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     events: hub,
     status,
     whenReady(timeoutMs = 30_000) {
-      if (connected && synced) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => {
-          readyWaiters.delete(done);
-          reject(new Error(`bridge not ready after ${timeoutMs} ms: ${status().reason ?? 'unknown'}`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(t);
-          readyWaiters.delete(done);
-          resolve();
-        };
-        readyWaiters.add(done);
+      return session.whenReady(timeoutMs).catch(() => {
+        throw new Error(`bridge not ready after ${timeoutMs} ms: ${status().reason ?? 'unknown'}`);
       });
     },
     async idle() {
-      await chunks.drained();
+      await session.drained();
       await pipeline.idle();
     },
     close() {
@@ -400,8 +299,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         clearInterval(pruneTimer);
         clearInterval(reconcileTimer);
         abort.abort();
+        await session.stop();
         await running;
-        chunks.flush();
         await Promise.race([pipeline.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
         try {
           await tracing.forceFlush();
