@@ -3,7 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { type BridgeConfig, type ConfigInput, parseConfig, tracesUrl } from './config.js';
+import { type ConfigInput, type BridgeConfig, parseConfig, sourceServers, tracesUrl } from './config.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
@@ -17,6 +17,8 @@ import { InProcessSource, type MastraLike } from './sources/in-process.js';
 import { RemoteSource } from './sources/remote.js';
 import type { TaskSource } from './sources/types.js';
 import { SourceSession } from './source-session.js';
+import { StreamMerge } from './stream-merge.js';
+import { Fleet, type Resolver } from './fleet.js';
 import { type Tracing, createTracing } from './telemetry.js';
 import { TaskTracker } from './tracker.js';
 import { VERSION } from './version.js';
@@ -38,6 +40,8 @@ export interface StartBridgeOptions {
   tracing?: Tracing;
   /** Extra observers of finished tasks. */
   sinks?: TaskSink[];
+  /** DNS discovery's resolver (tests); default Node's system resolver. */
+  resolve?: Resolver;
   now?: () => number;
 }
 
@@ -57,6 +61,10 @@ export interface BridgeHandle {
   whenReady(timeoutMs?: number): Promise<void>;
   /** Resolves when every finished task seen so far has its span and terminal count. */
   idle(): Promise<void>;
+  /** Run one reconciliation pass now (tests, operators' tools); resolves when it ends. */
+  reconcileNow(): Promise<void>;
+  /** The Mastra servers followed, each with its session. */
+  readonly fleet: Fleet;
   /** Stop the source, finish in-flight tasks, flush spans, close HTTP. Idempotent. */
   close(): Promise<void>;
 }
@@ -71,20 +79,32 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const config = parseConfig(options.config);
   const logger = options.logger ?? pino({ level: config.log.level, name: 'mastra-task-bridge' });
   const now = options.now ?? Date.now;
-  let source: TaskSource;
-  if (options.source) source = options.source;
-  else if (options.mastra) source = new InProcessSource(options.mastra);
-  else if (config.source.mastraUrl) {
-    source = new RemoteSource({
-      baseUrl: config.source.mastraUrl,
-      apiPrefix: config.source.apiPrefix,
-      token: config.source.token || undefined,
-      maxFrameBytes: config.source.maxFrameBytes,
-      requestTimeoutMs: config.source.requestTimeoutMs,
-      backoff: config.source.reconnect,
-      logger: logger.child({ component: 'source' }),
-    });
-  } else throw new Error('startBridge needs { mastra } (in process), { source }, or config.source.mastraUrl (a remote Mastra server)');
+  const fixed: TaskSource | undefined = options.source ?? (options.mastra ? new InProcessSource(options.mastra) : undefined);
+  const servers = fixed ? [] : sourceServers(config);
+  if (!fixed && servers.length === 0) {
+    throw new Error('startBridge needs { mastra } (in process), { source }, or config.source.mastraUrl (a remote Mastra server)');
+  }
+  const sourceLog = logger.child({ component: 'source' });
+  // Every server followed is a fleet member with a session of its own; one plain URL is a fleet of one, as before.
+  const fleet = new Fleet({
+    servers,
+    makeSource: (baseUrl) =>
+      new RemoteSource({
+        baseUrl,
+        apiPrefix: config.source.apiPrefix,
+        token: config.source.token || undefined,
+        maxFrameBytes: config.source.maxFrameBytes,
+        requestTimeoutMs: config.source.requestTimeoutMs,
+        backoff: config.source.reconnect,
+        logger: servers.length > 1 || servers[0]!.startsWith('dns+') ? sourceLog.child({ source: new URL(baseUrl).host }) : sourceLog,
+      }),
+    makeSession: (key, src) => newSession(key, src),
+    dropped: (key) => metrics.forgetSource(key),
+    logger: logger.child({ component: 'discovery' }),
+    refreshMs: config.source.discovery.refreshSeconds * 1000,
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+  });
+  const source: TaskSource = fixed ?? fleet;
   const mode = options.mode ?? (source.kind === 'remote' ? 'remote' : 'in-process');
 
   const tracker = new TaskTracker(trackerOptions(config));
@@ -190,6 +210,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const { pipeline } = wirePipeline(config, {
     source,
+    // Several streams may carry the same events (replicas sharing a pubsub): merge them (stream-merge.ts).
+    ...(fleet.multi ? { merge: new StreamMerge(config.tracker.maxOpenTasks) } : {}),
     tracker,
     metrics,
     tracing,
@@ -222,39 +244,64 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const rec = reconciler;
 
   const abort = new AbortController();
-  const sourceLog = logger.child({ component: 'source' });
-  const session = new SourceSession({
-    key: sourceKey(source),
-    description: source.description,
-    target: pipeline,
-    sync: (signal) => rec.pass(signal),
-    up: (up) => metrics.sourceUp(up),
-    reconnect: (why) => metrics.sourceReconnect(why),
-    openTasks: () => tracker.size,
-    logger: sourceLog,
-  });
+  const readyWaiters = new Set<() => void>();
+  function newSession(key: string, src: TaskSource): SourceSession {
+    metrics.sourceUp(key, false);
+    return new SourceSession({
+      key,
+      description: src.description,
+      target: pipeline,
+      // A replica's store is found out on connect (one listTasks, not one per pass); then the shared pass runs.
+      sync: fleet.multi ? async (signal) => {
+        await fleet.place(key, signal).catch((error) => sourceLog.warn({ err: error, source: key }, 'could not tell which store this Mastra server uses; retrying at its next sync'));
+        await rec.pass(signal);
+      } : (signal) => rec.pass(signal),
+      up: (up) => metrics.sourceUp(key, up),
+      reconnect: (why) => metrics.sourceReconnect(key, why),
+      changed: () => {
+        if (!isReady()) return;
+        for (const w of [...readyWaiters]) w();
+      },
+      openTasks: () => tracker.size,
+      logger: fleet.multi ? sourceLog.child({ source: key }) : sourceLog,
+    });
+  }
+  const sessions = (): SourceSession[] => fleet.list().map((m) => m.session);
+  // A fleet is ready while at least one server is connected and synced: reconciliation covers a dead replica's
+  // store, and the per-source metrics page for it (README, "Several Mastra replicas").
+  const isReady = (): boolean => sessions().some((x) => x.ready);
 
   const status = (): BridgeStatus => {
-    const st = session.status();
+    const all = sessions().map((x) => x.status());
+    const ready = all.some((x) => x.connected && x.synced);
     const s: BridgeStatus = {
       mode,
       source: source.description,
       version: VERSION,
-      connected: st.connected,
-      synced: st.synced,
+      connected: all.some((x) => x.connected),
+      synced: ready,
       openTasks: tracker.size,
       tracesExported: tracing.exporting,
     };
-    if (st.reason) s.reason = st.reason;
+    if (!ready) {
+      const why = all.find((x) => x.connected)?.reason ?? all[0]?.reason;
+      s.reason = all.length === 0 ? 'no Mastra server found yet (discovery has no address for the name)' : all.length > 1 ? `no Mastra server ready (${all.map((x) => `${x.key}: ${x.reason ?? 'not ready'}`).join('; ')})` : (why ?? 'not ready');
+    }
+    if (fleet.multi) s.sources = all.map((x) => ({ source: x.key, connected: x.connected, synced: x.synced, ...(x.reason ? { reason: x.reason } : {}) }));
     return s;
   };
 
-  const running = session.start(source);
+  if (fixed) fleet.addFixed({ key: sourceKey(fixed), source: fixed });
+  else fleet.start();
   const pruneTimer = setInterval(() => tracker.prune(now()), 30_000);
   pruneTimer.unref();
   // Periodic reconciliation while connected (one also runs after every connect).
   const reconcileTimer = setInterval(() => {
-    if (session.ready) void rec.pass(abort.signal).catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
+    if (!isReady()) return;
+    void fleet
+      .settle(abort.signal)
+      .then(() => rec.pass(abort.signal))
+      .catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
   }, config.reconcile.intervalSeconds * 1000);
   reconcileTimer.unref();
 
@@ -285,22 +332,35 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     tracing,
     events: hub,
     status,
+    fleet,
     whenReady(timeoutMs = 30_000) {
-      return session.whenReady(timeoutMs).catch(() => {
-        throw new Error(`bridge not ready after ${timeoutMs} ms: ${status().reason ?? 'unknown'}`);
+      if (isReady()) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => {
+          readyWaiters.delete(done);
+          reject(new Error(`bridge not ready after ${timeoutMs} ms: ${status().reason ?? 'unknown'}`));
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(t);
+          readyWaiters.delete(done);
+          resolve();
+        };
+        readyWaiters.add(done);
       });
     },
     async idle() {
-      await session.drained();
+      await Promise.all(sessions().map((x) => x.drained()));
       await pipeline.idle();
+    },
+    reconcileNow() {
+      return fleet.settle(abort.signal).then(() => rec.pass(abort.signal));
     },
     close() {
       closing ??= (async () => {
         clearInterval(pruneTimer);
         clearInterval(reconcileTimer);
         abort.abort();
-        await session.stop();
-        await running;
+        await fleet.stop();
         await Promise.race([pipeline.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
         try {
           await tracing.forceFlush();

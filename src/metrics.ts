@@ -182,7 +182,7 @@ export class BridgeMetrics {
   private readonly suspended: Histogram<'agent_id' | 'tool_name'>;
   private readonly outputChunks: Counter<'agent_id' | 'tool_name'>;
   private readonly sourceUpGauge: Gauge;
-  private readonly reconnects: Counter<'reason'>;
+  private readonly reconnects: Counter<'source' | 'reason'>;
   private readonly events: Counter<'event' | 'result'>;
   private readonly lastEvent: Gauge;
   private readonly reconciledCounter: Counter<'status'>;
@@ -366,16 +366,17 @@ export class BridgeMetrics {
         }
       },
     });
+    // One series per Mastra server followed (`host:port`, or `in-process`): one dead replica shows, and pages, as itself.
     this.sourceUpGauge = new Gauge({
       name: 'mastra_task_bridge_source_up',
-      help: '1 when the bridge is connected to the Mastra background-task stream, else 0.',
+      help: '1 when the bridge is connected to this Mastra server\'s background-task stream, else 0 (one series per server followed).',
+      labelNames: ['source'],
       registers,
     });
-    this.sourceUpGauge.set(0);
     this.reconnects = new Counter({
       name: 'mastra_task_bridge_source_reconnects_total',
-      help: 'Times the upstream stream ended or a connection attempt failed, by reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
-      labelNames: ['reason'],
+      help: 'Times a Mastra server\'s stream ended or a connection attempt failed, by server and reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
+      labelNames: ['source', 'reason'],
       registers,
     });
     const eventCounts = this.eventCounts;
@@ -626,8 +627,14 @@ export class BridgeMetrics {
     if (atSeconds !== undefined) this.lastEventAt = atSeconds;
   }
 
-  sourceUp(up: boolean): void {
-    this.sourceUpGauge.set(up ? 1 : 0);
+  sourceUp(source: string, up: boolean): void {
+    this.sourceUpGauge.set({ source }, up ? 1 : 0);
+  }
+
+  /** A server no longer followed (discovery lost it): its series go. */
+  forgetSource(source: string): void {
+    this.sourceUpGauge.remove({ source });
+    for (const reason of RECONNECT_REASONS) this.reconnects.remove({ source, reason });
   }
 
   reconciled(status: string): void {
@@ -638,8 +645,8 @@ export class BridgeMetrics {
     this.reconcileFailures.inc();
   }
 
-  sourceReconnect(reason: string): void {
-    this.reconnects.inc({ reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
+  sourceReconnect(source: string, reason: string): void {
+    this.reconnects.inc({ source, reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
   }
 
   enrichmentFailed(reason: 'error' | 'not_found' | 'overloaded'): void {
