@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { type ConfigInput, type BridgeConfig, parseConfig, sourceServers, tracesUrl } from './config.js';
+import { FastPaths, logFastPaths } from './fast-paths.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
@@ -109,8 +110,11 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   const tracker = new TaskTracker(trackerOptions(config));
   const hub = new EventHub({ bufferSize: config.events.bufferSize, recentFinished: 200 });
+  // Library bypasses report here (fast-paths.ts): logged below, exposed as mastra_task_bridge_fast_path_info.
+  const fastPaths = options.tracing?.fastPaths ?? new FastPaths();
   const metrics = new BridgeMetrics({
     version: VERSION,
+    fastPaths,
     durationBuckets: config.metrics.durationBuckets,
     queueWaitBuckets: config.metrics.queueWaitBuckets,
     suspendedBuckets: config.metrics.suspendedBuckets,
@@ -158,6 +162,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         tracesUrl: tracesUrl(config),
         protocol: config.otel.protocol,
         timeoutMs: config.otel.timeoutMs,
+        fastPaths,
         batch: {
           maxQueueSize: config.otel.batch.maxQueueSize,
           maxExportBatchSize: Math.min(config.otel.batch.maxExportBatchSize, config.otel.batch.maxQueueSize),
@@ -206,6 +211,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   const enrichLog = logger.child({ component: 'enrichment' });
   let enrichFailuresLogged = 0;
+  logFastPaths(logger, fastPaths);
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const { pipeline } = wirePipeline(config, {

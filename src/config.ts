@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metrics.js';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
 
 const buckets = (def: number[]) =>
   z

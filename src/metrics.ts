@@ -6,18 +6,13 @@
 
 import client, { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { EVENT_KINDS, FINAL_STATUSES, type FinalStatus } from './events.js';
+import { FAST_PATHS, type FastPath, type FastPaths } from './fast-paths.js';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
 import type { OpenCount, OpenTask } from './tracker.js';
 
 export const EVENT_RESULTS = ['applied', 'duplicate', 'out_of_order', 'invalid'] as const;
 export type EventResult = (typeof EVENT_RESULTS)[number];
 export type EventLabel = (typeof EVENT_KINDS)[number] | 'unknown';
-
-/** Bucket choices (seconds). Durations reach past Mastra's default 5-minute timeout up to an hour: a task stuck at
- * its timeout must land in a finite bucket, not only in +Inf. Queue waits are short unless concurrency saturates.
- * Suspensions wait for a human or another system: minutes to a day. */
-export const DEFAULT_DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
-export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
-export const DEFAULT_SUSPENDED_BUCKETS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400];
 
 /** Every metric family name this module defines (bridge-specific; process_/nodejs_ defaults come from prom-client). */
 export const METRIC_NAMES = [
@@ -46,6 +41,8 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_api_requests_total',
   'mastra_task_bridge_api_rate_limited_total',
   'mastra_task_bridge_api_cache_total',
+  'mastra_task_bridge_fast_path_info',
+  'mastra_task_bridge_fast_path_fallbacks_total',
 ] as const;
 
 /** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
@@ -80,6 +77,8 @@ export interface MetricsOptions {
   pendingTasks?: () => Iterable<{ agentId: string; toolName: string; count: number }>;
   /** Clients connected to `/api/events`, read at scrape time. */
   sseClients?: () => number;
+  /** The fast-path register (fast-paths.ts), read at scrape time. */
+  fastPaths?: FastPaths;
 }
 
 export interface Exemplar {
@@ -481,6 +480,33 @@ export class BridgeMetrics {
       labelNames: ['version', 'nodejs_version'],
       registers,
     }).set({ version: opts.version, nodejs_version: process.version }, 1);
+    // Library bypasses (fast-paths.ts): which are in use, and how often a per-call one handed a call back to the
+    // library. A path turning inactive after an upgrade is the signal to read docs/upgrading.md.
+    const fastPaths = opts.fastPaths;
+    new Gauge({
+      name: 'mastra_task_bridge_fast_path_info',
+      help: 'Fast paths that reach into a pinned library\'s private parts, by whether each is active (1 per reported path; active="false": the library\'s public path is used).',
+      labelNames: ['path', 'active'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of fastPaths?.list() ?? []) this.set({ path: s.path, active: String(s.active) }, 1);
+      },
+    });
+    const fallbacksSeen = new Map<FastPath, number>();
+    new Counter({
+      name: 'mastra_task_bridge_fast_path_fallbacks_total',
+      help: 'Calls a fast path handed back to the library (e.g. OTLP requests the bridge\'s encoder did not expect, encoded by the SDK instead).',
+      labelNames: ['path'],
+      registers,
+      collect() {
+        for (const path of Object.keys(FAST_PATHS) as FastPath[]) {
+          const n = fastPaths?.fallbacks(path) ?? 0;
+          this.inc({ path }, n - (fallbacksSeen.get(path) ?? 0));
+          fallbacksSeen.set(path, n);
+        }
+      },
+    });
 
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry as unknown as Registry });
   }

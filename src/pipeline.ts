@@ -10,7 +10,8 @@ import { type Parsed, type TaskEvent, type TaskRecord, parseEvent, parseFrame } 
 import { type Enricher, NEEDS_LOOKUP } from './enrichment.js';
 import type { BridgeMetrics, EventLabel } from './metrics.js';
 import type { PlacementResolver } from './placement.js';
-import type { Placement, SpanWriter, WrittenSpan } from './spans.js';
+import type { Placement, WrittenSpan } from './span-ids.js';
+import type { SpanWriter } from './spans.js';
 import type { TaskSink } from './sinks.js';
 import type { StreamMerge } from './stream-merge.js';
 import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';

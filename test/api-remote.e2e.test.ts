@@ -14,7 +14,7 @@ import type { ConfigInput } from '../src/config.js';
 import { type DemoServer, startDemoServer } from '../demo/server.js';
 import { EXPECTED_STATUS, type Scenario, type ScenarioResult, runScenario } from '../demo/workload.js';
 import { RemoteSource } from '../src/sources/remote.js';
-import { runTraceId, taskSpanId } from '../src/spans.js';
+import { runTraceId, taskSpanId } from '../src/span-ids.js';
 import { MALFORMED } from './support/api-cases.js';
 import { scrape, total } from './support/metrics-text.js';
 import { freePort, waitFor } from './support/poll.js';

@@ -16,7 +16,7 @@ import { EXPECTED_STATUS, type Scenario, type ScenarioResult, runScenario } from
 import { buildApp } from '../src/http/app.js';
 import { BridgeMetrics } from '../src/metrics.js';
 import { InProcessSource } from '../src/sources/in-process.js';
-import { runTraceId, taskSpanId } from '../src/spans.js';
+import { runTraceId, taskSpanId } from '../src/span-ids.js';
 import { MALFORMED } from './support/api-cases.js';
 import { scrape, total } from './support/metrics-text.js';
 import { waitFor } from './support/poll.js';

@@ -8,7 +8,7 @@ import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
 import { SCENARIO_AGENT, type Scenario, runScenario, scenarioPrompt } from '../demo/workload.js';
 import { findToolCallSpan } from '../src/sources/mastra-traces.js';
-import { runTraceId, taskSpanId } from '../src/spans.js';
+import { runTraceId, taskSpanId } from '../src/span-ids.js';
 import { scrape, total } from './support/metrics-text.js';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';

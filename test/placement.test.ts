@@ -1,7 +1,7 @@
 // PlacementResolver alone: a fake trace lookup, a clock and a sleep the test controls (no timers).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PLACEMENT, PlacementResolver } from '../src/placement.js';
-import { runTraceId } from '../src/spans.js';
+import { runTraceId } from '../src/span-ids.js';
 import type { SpanRef } from '../src/sources/types.js';
 
 const RUN_A = '11111111-1111-4111-8111-111111111111';
