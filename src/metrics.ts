@@ -98,6 +98,8 @@ interface Pair {
 }
 
 type ExemplarLabels = Record<string, string>;
+/** A finished series as taskFinished() returns it, for exemplarFollows(). */
+export type FinishedSeriesRef = object;
 interface PendingExemplar {
   labelSet: ExemplarLabels;
   value: number;
@@ -559,7 +561,8 @@ export class BridgeMetrics {
     this.pair(agentId, toolName).started++;
   }
 
-  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
+  /** Returns the series counted, for exemplarFollows (opaque to callers). */
+  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): FinishedSeriesRef {
     const series = this.pair(agentId, toolName).byStatus[status];
     // What prom-client's inc()/observe() with exemplars store, in the same order (see flushFinished). A task without
     // an exported span leaves the last exemplar alone: an empty label set would replace the last trace link and
@@ -572,7 +575,7 @@ export class BridgeMetrics {
     }
     series.finished++;
     if (labelSet) series.exemplar = { labelSet, value: 1, timestamp };
-    if (durationSeconds === undefined) return;
+    if (durationSeconds === undefined) return series;
     if (!Number.isFinite(durationSeconds)) throw new TypeError(`Value is not a valid number: ${durationSeconds}`);
     series.sum += durationSeconds;
     series.count += 1;
@@ -581,6 +584,27 @@ export class BridgeMetrics {
     while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
     if (i < bounds.length) series.buckets[i] = (series.buckets[i] as number) + 1;
     if (labelSet) series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
+    return series;
+  }
+
+  /**
+   * The exemplar of a task counted earlier without one (its span was written later, once placed): it becomes the
+   * series' latest exemplar, on the counter and on the duration's bucket, as if it had come with the count.
+   */
+  exemplarFollows(counted: FinishedSeriesRef, durationSeconds: number | undefined, exemplar: Exemplar): void {
+    const series = counted as FinishedSeries;
+    const timestamp = Date.now() / 1000;
+    const labelSet: ExemplarLabels = { trace_id: exemplar.traceId, span_id: exemplar.spanId };
+    if (!series.dirty) {
+      series.dirty = true;
+      this.dirtySeries.push(series);
+    }
+    series.exemplar = { labelSet, value: 1, timestamp };
+    if (durationSeconds === undefined || !Number.isFinite(durationSeconds)) return;
+    const bounds = this.durationBounds;
+    let i = 0;
+    while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
+    series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
   }
 
   /**
@@ -595,7 +619,7 @@ export class BridgeMetrics {
     const histogram = this.duration as unknown as HistogramInternals;
     for (const s of this.dirtySeries) {
       s.dirty = false;
-      if (s.finished > 0) {
+      if (s.finished > 0 || s.exemplar) {
         const { labelHash } = counter.incWithoutExemplar(s.labels, s.finished);
         s.finished = 0;
         const held = counter.hashMap[labelHash];
