@@ -3,9 +3,9 @@
 // waits on a lookup; a failed lookup degrades the span (counted), it never loses it.
 
 import type { TaskRecord } from './events.js';
-import type { TaskSource } from './sources/types.js';
+import { type RefusedAnswer, SourceError, type TaskSource } from './sources/types.js';
 
-export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded';
+export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded' | RefusedAnswer;
 
 export interface EnrichmentOptions {
   enabled: boolean;
@@ -119,7 +119,7 @@ export class Enricher {
       if (record === null) this.onFailure('not_found', taskId);
       return record ?? undefined;
     } catch (error) {
-      this.onFailure('error', taskId, error);
+      this.onFailure(error instanceof SourceError && error.refused ? error.refused : 'error', taskId, error);
       return undefined;
     }
   }
