@@ -86,6 +86,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       apiPrefix: config.source.apiPrefix,
       token: config.source.token || undefined,
       maxFrameBytes: config.source.maxFrameBytes,
+      maxResponseBytes: config.source.maxResponseBytes,
       requestTimeoutMs: config.source.requestTimeoutMs,
       backoff: config.source.reconnect,
       logger: logger.child({ component: 'source' }),
@@ -111,10 +112,27 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let reconciler: Reconciler | undefined;
 
   // Restart checkpoint: tasks exported before a restart count as finished; the scan backfills the rest.
-  const checkpoint = config.state.checkpointFile ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000) : undefined;
+  let futureLogged = 0;
+  const checkpoint = config.state.checkpointFile
+    ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000, {
+        now,
+        onFutureDated: (taskId, completedAt) => {
+          metrics.futureTimestamp('checkpoint');
+          if (futureLogged++ < 5 || futureLogged % 100 === 0) {
+            logger.warn(
+              { checkpoint: config.state.checkpointFile, taskId, completedAt, clamped: futureLogged },
+              'task completed in the future (clock skew or a bad record): kept in the checkpoint, but not as its watermark',
+            );
+          }
+        },
+      })
+    : undefined;
   let scanFrom = now();
   if (checkpoint) {
     const saved = checkpoint.load();
+    if (saved && saved.corruptLines > 0) {
+      logger.warn({ checkpoint: checkpoint.path, corruptLines: saved.corruptLines }, 'checkpoint had torn or corrupt lines: skipped (the file is rewritten)');
+    }
     const from = saved ? checkpoint.backfillFrom(saved) : undefined;
     if (saved && from !== undefined) {
       tracker.rememberFinished(saved.exported.keys(), now());
@@ -248,6 +266,9 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   /** Connection attempts that failed since the last successful connect, and the reason last logged. */
   let failedAttempts = 0;
   let lastFailure: string | undefined;
+  let connectedAt = 0;
+  let sawFrame = false;
+  let briefConnections = 0;
   let reason: string | undefined = 'connecting to the Mastra background-task stream';
   let generation = 0;
   const readyWaiters = new Set<() => void>();
@@ -278,6 +299,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     chunk: (c) => chunks.push(c),
     frame: (d) => {
       if (chunks.size > 0) chunks.flush();
+      sawFrame = true;
       pipeline.frame(d);
     },
     dropped: (why, detail) => {
@@ -287,6 +309,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     connected: () => {
       chunks.flush();
       connected = true;
+      connectedAt = now();
+      sawFrame = false;
       failedAttempts = 0;
       lastFailure = undefined;
       synced = false;
@@ -323,7 +347,12 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       metrics.sourceUp(false);
       if (abort.signal.aborted) return;
       if (wasConnected) {
-        sourceLog.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
+        // A server that accepts and hangs up at once would log a line per reconnect: after the first such brief
+        // connection (no frame, under 10 s), one in twenty.
+        briefConnections = !sawFrame && now() - connectedAt < 10_000 ? briefConnections + 1 : 0;
+        if (briefConnections <= 1 || briefConnections % 20 === 0) {
+          sourceLog.warn({ reason: why, err: error, ...(briefConnections > 1 ? { briefConnections } : {}) }, 'background-task stream ended; reconnecting');
+        }
         return;
       }
       // A bridge that never gets through (wrong MASTRA_URL, port or prefix; Mastra down) must say so, without a line
