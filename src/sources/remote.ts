@@ -89,6 +89,7 @@ export class RemoteSource implements TaskSource {
       if (healthy) attempt = 0;
       // Bad credentials will not fix themselves quickly: retry at the cap, never in a tight loop.
       const delay = reason === 'unauthorized' ? this.backoff.maxMs : this.delayFor(attempt++);
+      this.options.logger?.debug({ reason, healthy: healthy === true, delayMs: delay }, 'stream attempt ended; reconnecting after the backoff');
       await sleepUnlessAborted(delay, signal);
     }
   }
