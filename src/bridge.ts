@@ -95,6 +95,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         apiPrefix: config.source.apiPrefix,
         token: config.source.token || undefined,
         maxFrameBytes: config.source.maxFrameBytes,
+        maxResponseBytes: config.source.maxResponseBytes,
         requestTimeoutMs: config.source.requestTimeoutMs,
         backoff: config.source.reconnect,
         logger: servers.length > 1 || servers[0]!.startsWith('dns+') ? sourceLog.child({ source: new URL(baseUrl).host }) : sourceLog,
@@ -129,10 +130,27 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let reconciler: Reconciler | undefined;
 
   // Restart checkpoint: tasks exported before a restart count as finished; the scan backfills the rest.
-  const checkpoint = config.state.checkpointFile ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000) : undefined;
+  let futureLogged = 0;
+  const checkpoint = config.state.checkpointFile
+    ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000, {
+        now,
+        onFutureDated: (taskId, completedAt) => {
+          metrics.futureTimestamp('checkpoint');
+          if (futureLogged++ < 5 || futureLogged % 100 === 0) {
+            logger.warn(
+              { checkpoint: config.state.checkpointFile, taskId, completedAt, clamped: futureLogged },
+              'task completed in the future (clock skew or a bad record): kept in the checkpoint, but not as its watermark',
+            );
+          }
+        },
+      })
+    : undefined;
   let scanFrom = now();
   if (checkpoint) {
     const saved = checkpoint.load();
+    if (saved && saved.corruptLines > 0) {
+      logger.warn({ checkpoint: checkpoint.path, corruptLines: saved.corruptLines }, 'checkpoint had torn or corrupt lines: skipped (the file is rewritten)');
+    }
     const from = saved ? checkpoint.backfillFrom(saved) : undefined;
     if (saved && from !== undefined) {
       tracker.rememberFinished(saved.exported.keys(), now());
@@ -270,6 +288,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       },
       openTasks: () => tracker.size,
       logger: fleet.multi ? sourceLog.child({ source: key }) : sourceLog,
+      now,
     });
   }
   const sessions = (): SourceSession[] => fleet.list().map((m) => m.session);

@@ -72,6 +72,8 @@ export const ConfigSchema = z.strictObject({
       token: z.string().default(''),
       /** SSE frames larger than this are dropped (counted as invalid). */
       maxFrameBytes: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+      /** Decoded bytes a REST answer (getTask, listTasks, traces) may have; larger ones fail the lookup, counted. */
+      maxResponseBytes: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
       /** Timeout of each REST lookup and of waiting for the stream's response headers. */
       requestTimeoutMs: int(100, 600_000).default(10_000),
       /** Reconnect backoff: min(maxMs, initialMs * 2^attempt), with jitter; 401/403 retry at maxMs. */

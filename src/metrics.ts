@@ -43,6 +43,7 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_api_cache_total',
   'mastra_task_bridge_fast_path_info',
   'mastra_task_bridge_fast_path_fallbacks_total',
+  'mastra_task_bridge_future_timestamps_total',
 ] as const;
 
 /** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
@@ -53,8 +54,12 @@ export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
 
 /** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
 export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
-  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized',
+  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized', 'not_event_stream', 'redirect',
 ]);
+
+/** Why a task lookup failed: the first three, or an answer refused unread (RefusedAnswer in sources/types.ts). */
+export const ENRICHMENT_FAILURE_REASONS = ['error', 'not_found', 'overloaded', 'too_large', 'redirect', 'wrong_id'] as const;
+export type EnrichmentFailureReason = (typeof ENRICHMENT_FAILURE_REASONS)[number];
 
 export const OVERFLOW_LABEL_VALUE = '_other';
 const MAX_LABEL_VALUE_LENGTH = 128;
@@ -196,6 +201,7 @@ export class BridgeMetrics {
   private readonly apiRequests: Counter<'route' | 'code'>;
   private readonly apiRateLimited: Counter;
   private readonly apiCache: Counter<'result'>;
+  private readonly futureTimestamps: Counter<'where'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -427,7 +433,14 @@ export class BridgeMetrics {
       labelNames: ['reason'],
       registers,
     });
-    for (const reason of ['error', 'not_found', 'overloaded']) this.enrichmentFailures.inc({ reason }, 0);
+    for (const reason of ENRICHMENT_FAILURE_REASONS) this.enrichmentFailures.inc({ reason }, 0);
+    this.futureTimestamps = new Counter({
+      name: 'mastra_task_bridge_future_timestamps_total',
+      help: 'completedAt values further ahead of the bridge clock than the tolerance, clamped before they could move the checkpoint watermark or the reconcile scan cursor into the future.',
+      labelNames: ['where'],
+      registers,
+    });
+    for (const where of ['checkpoint', 'reconcile']) this.futureTimestamps.inc({ where }, 0);
     this.evicted = new Counter({
       name: 'mastra_task_bridge_evicted_tasks_total',
       help: 'Open tasks dropped from memory because the tracked-task cap was reached.',
@@ -699,8 +712,12 @@ export class BridgeMetrics {
     this.reconnects.inc({ source, reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
   }
 
-  enrichmentFailed(reason: 'error' | 'not_found' | 'overloaded'): void {
+  enrichmentFailed(reason: EnrichmentFailureReason): void {
     this.enrichmentFailures.inc({ reason });
+  }
+
+  futureTimestamp(where: 'checkpoint' | 'reconcile', count = 1): void {
+    this.futureTimestamps.inc({ where }, count);
   }
 
   taskEvicted(): void {
