@@ -120,6 +120,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     queueWaitBuckets: config.metrics.queueWaitBuckets,
     suspendedBuckets: config.metrics.suspendedBuckets,
     maxLabelValues: config.metrics.maxLabelValues,
+    maxSeries: config.metrics.maxSeries,
     defaultMetrics: config.metrics.defaultMetrics,
     openTasks: () => tracker.openCounts(),
     scanOpenTasks: () => tracker.openTasks(),

@@ -131,6 +131,8 @@ export const ConfigSchema = z.strictObject({
   metrics: z
     .strictObject({
       maxLabelValues: int(1, 100_000).default(200),
+      /** (agent_id, tool_name) pairs before new pairs fold into `_other`: bounds a scrape's size and time. */
+      maxSeries: int(1, 100_000).default(1000),
       defaultMetrics: z.boolean().default(true),
       durationBuckets: buckets(DEFAULT_DURATION_BUCKETS),
       queueWaitBuckets: buckets(DEFAULT_QUEUE_WAIT_BUCKETS),
