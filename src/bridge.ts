@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { type ConfigInput, type BridgeConfig, parseConfig, sourceServers, tracesUrl } from './config.js';
+import { FastPaths, logFastPaths } from './fast-paths.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
@@ -94,6 +95,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         apiPrefix: config.source.apiPrefix,
         token: config.source.token || undefined,
         maxFrameBytes: config.source.maxFrameBytes,
+        maxResponseBytes: config.source.maxResponseBytes,
         requestTimeoutMs: config.source.requestTimeoutMs,
         backoff: config.source.reconnect,
         logger: servers.length > 1 || servers[0]!.startsWith('dns+') ? sourceLog.child({ source: new URL(baseUrl).host }) : sourceLog,
@@ -109,12 +111,16 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   const tracker = new TaskTracker(trackerOptions(config));
   const hub = new EventHub({ bufferSize: config.events.bufferSize, recentFinished: 200 });
+  // Library bypasses report here (fast-paths.ts): logged below, exposed as mastra_task_bridge_fast_path_info.
+  const fastPaths = options.tracing?.fastPaths ?? new FastPaths();
   const metrics = new BridgeMetrics({
     version: VERSION,
+    fastPaths,
     durationBuckets: config.metrics.durationBuckets,
     queueWaitBuckets: config.metrics.queueWaitBuckets,
     suspendedBuckets: config.metrics.suspendedBuckets,
     maxLabelValues: config.metrics.maxLabelValues,
+    maxSeries: config.metrics.maxSeries,
     defaultMetrics: config.metrics.defaultMetrics,
     openTasks: () => tracker.openCounts(),
     scanOpenTasks: () => tracker.openTasks(),
@@ -125,10 +131,27 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let reconciler: Reconciler | undefined;
 
   // Restart checkpoint: tasks exported before a restart count as finished; the scan backfills the rest.
-  const checkpoint = config.state.checkpointFile ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000) : undefined;
+  let futureLogged = 0;
+  const checkpoint = config.state.checkpointFile
+    ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000, {
+        now,
+        onFutureDated: (taskId, completedAt) => {
+          metrics.futureTimestamp('checkpoint');
+          if (futureLogged++ < 5 || futureLogged % 100 === 0) {
+            logger.warn(
+              { checkpoint: config.state.checkpointFile, taskId, completedAt, clamped: futureLogged },
+              'task completed in the future (clock skew or a bad record): kept in the checkpoint, but not as its watermark',
+            );
+          }
+        },
+      })
+    : undefined;
   let scanFrom = now();
   if (checkpoint) {
     const saved = checkpoint.load();
+    if (saved && saved.corruptLines > 0) {
+      logger.warn({ checkpoint: checkpoint.path, corruptLines: saved.corruptLines }, 'checkpoint had torn or corrupt lines: skipped (the file is rewritten)');
+    }
     const from = saved ? checkpoint.backfillFrom(saved) : undefined;
     if (saved && from !== undefined) {
       tracker.rememberFinished(saved.exported.keys(), now());
@@ -158,6 +181,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         tracesUrl: tracesUrl(config),
         protocol: config.otel.protocol,
         timeoutMs: config.otel.timeoutMs,
+        fastPaths,
         batch: {
           maxQueueSize: config.otel.batch.maxQueueSize,
           maxExportBatchSize: Math.min(config.otel.batch.maxExportBatchSize, config.otel.batch.maxQueueSize),
@@ -206,6 +230,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   const enrichLog = logger.child({ component: 'enrichment' });
   let enrichFailuresLogged = 0;
+  logFastPaths(logger, fastPaths);
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const { pipeline } = wirePipeline(config, {
@@ -264,6 +289,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       },
       openTasks: () => tracker.size,
       logger: fleet.multi ? sourceLog.child({ source: key }) : sourceLog,
+      now,
     });
   }
   const sessions = (): SourceSession[] => fleet.list().map((m) => m.session);

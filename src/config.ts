@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metrics.js';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
 
 const buckets = (def: number[]) =>
   z
@@ -72,6 +72,8 @@ export const ConfigSchema = z.strictObject({
       token: z.string().default(''),
       /** SSE frames larger than this are dropped (counted as invalid). */
       maxFrameBytes: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+      /** Decoded bytes a REST answer (getTask, listTasks, traces) may have; larger ones fail the lookup, counted. */
+      maxResponseBytes: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
       /** Timeout of each REST lookup and of waiting for the stream's response headers. */
       requestTimeoutMs: int(100, 600_000).default(10_000),
       /** Reconnect backoff: min(maxMs, initialMs * 2^attempt), with jitter; 401/403 retry at maxMs. */
@@ -129,6 +131,8 @@ export const ConfigSchema = z.strictObject({
   metrics: z
     .strictObject({
       maxLabelValues: int(1, 100_000).default(200),
+      /** (agent_id, tool_name) pairs before new pairs fold into `_other`: bounds a scrape's size and time. */
+      maxSeries: int(1, 100_000).default(1000),
       defaultMetrics: z.boolean().default(true),
       durationBuckets: buckets(DEFAULT_DURATION_BUCKETS),
       queueWaitBuckets: buckets(DEFAULT_QUEUE_WAIT_BUCKETS),

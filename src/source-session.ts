@@ -35,6 +35,7 @@ export interface SessionDeps {
   /** Open tasks, for the "ready" log line. */
   openTasks?: () => number;
   logger: Logger;
+  now?: () => number;
 }
 
 export interface SessionStatus {
@@ -60,6 +61,10 @@ export class SourceSession implements SourceSink {
   private failedAttempts = 0;
   private lastFailure: string | undefined;
   private disconnects = 0;
+  /** Connections that ended with no frame within 10 s of opening, in a row (a server that accepts and hangs up). */
+  private briefConnections = 0;
+  private connectedAt = 0;
+  private sawFrame = false;
   private readonly waiters = new Set<() => void>();
   private readonly abort = new AbortController();
   private readonly chunks: ChunkBatch;
@@ -151,6 +156,7 @@ export class SourceSession implements SourceSink {
 
   frame(d: string): void {
     if (this.chunks.size > 0) this.chunks.flush();
+    this.sawFrame = true;
     this.deps.target.frame(d, this.key);
   }
 
@@ -162,6 +168,8 @@ export class SourceSession implements SourceSink {
   connected(): void {
     this.chunks.flush();
     this.connectedNow = true;
+    this.connectedAt = (this.deps.now ?? Date.now)();
+    this.sawFrame = false;
     this.failedAttempts = 0;
     this.lastFailure = undefined;
     this.syncedNow = false;
@@ -212,7 +220,13 @@ export class SourceSession implements SourceSink {
     if (this.abort.signal.aborted) return;
     const log = this.deps.logger;
     if (wasConnected) {
-      log.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
+      // A server that accepts and hangs up at once would log a line per reconnect: after the first such brief
+      // connection (no frame, under 10 s), one in twenty.
+      const brief = !this.sawFrame && (this.deps.now ?? Date.now)() - this.connectedAt < 10_000;
+      this.briefConnections = brief ? this.briefConnections + 1 : 0;
+      if (this.briefConnections <= 1 || this.briefConnections % 20 === 0) {
+        log.warn({ reason: why, err: error, ...(this.briefConnections > 1 ? { briefConnections: this.briefConnections } : {}) }, 'background-task stream ended; reconnecting');
+      }
       return;
     }
     // A source that never gets through (wrong MASTRA_URL, port or prefix; Mastra down) must say so, without a line

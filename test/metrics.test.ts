@@ -2,7 +2,8 @@
 // series that start at 0, and promtool's linter on the text rendering.
 import { Counter, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
-import { BridgeMetrics, DEFAULT_DURATION_BUCKETS, METRIC_NAMES, wantsOpenMetrics } from '../src/metrics.js';
+import { DEFAULT_DURATION_BUCKETS } from '../src/metric-buckets.js';
+import { BridgeMetrics, METRIC_NAMES, wantsOpenMetrics } from '../src/metrics.js';
 import { TaskTracker } from '../src/tracker.js';
 import { promtool } from './support/prometheus.js';
 

@@ -1,4 +1,4 @@
-// The demo Mastra HTTP server (src/demo/server.ts) as a real child process, so a test can SIGKILL it mid-workload and
+// The demo Mastra HTTP server (demo/server.ts) as a real child process, so a test can SIGKILL it mid-workload and
 // start it again on the same port and the same LibSQL file, as a crash and restart in production would.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { waitFor } from './poll.js';
@@ -26,7 +26,7 @@ export interface DemoProcess {
 
 export async function startDemoProcess(opts: DemoProcessOptions): Promise<DemoProcess> {
   let log = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

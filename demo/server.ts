@@ -3,7 +3,7 @@
  * (`@mastra/hono` MastraServer on a Hono app, served by `@hono/node-server`; routes under /api),
  * with a continuous workload of real agent runs and background tasks.
  *
- *   node --import tsx src/demo/server.ts      (or: tsx src/demo/server.ts, node dist/demo/server.js)
+ *   node --import tsx demo/server.ts      (or: npm run demo:server; built: npm run build:demo, node dist-demo/server.js)
  *
  * Environment (see demoServerOptionsFromEnv):
  *   DEMO_PORT                    default 4111 (0 = any free port)
