@@ -1,4 +1,4 @@
-// A fleet of real Mastra server processes (src/demo/server.ts) on one real PostgreSQL store (a private cluster this file
+// A fleet of real Mastra server processes (demo/server.ts) on one real PostgreSQL store (a private cluster this file
 // starts), agent runs sent round-robin over HTTP, one bridge following every replica:
 // - separate pubsubs (Mastra's default): each stream carries its replica's tasks; nearly every task must arrive live;
 // - one shared pubsub (UnixSocketPubSub): every event arrives on both streams; nothing may be counted twice;
