@@ -188,14 +188,23 @@ export class Fleet implements TaskSource {
       member.tentative = true;
       return;
     }
+    let inconclusive = false;
     for (const [store, ms] of groups) {
       const other = ms.find((m) => m !== member && !m.tentative && m.session.isConnected) ?? ms.find((m) => m !== member && !m.tentative);
       if (!other) continue;
       const theirs = await probe(other).catch(() => undefined);
-      if (theirs && [...mine].some((id) => theirs.has(id))) {
+      if (theirs === undefined) inconclusive = true;
+      else if ([...mine].some((id) => theirs.has(id))) {
         this.setStore(member, store);
         return;
       }
+    }
+    // A group could not be asked (its servers down): no verdict yet. Tentatively with the first group, placed again
+    // at the next pass, rather than taken for a store of its own for good.
+    if (inconclusive) {
+      member.store ??= groups[0]?.[0] ?? this.nextStore++;
+      member.tentative = true;
+      return;
     }
     // No placed server shares its tasks. Sitting tentatively in a group no placed server holds, it founds that group
     // (the other tentative members are compared with it at their next sync); otherwise it is a store of its own.

@@ -119,6 +119,27 @@ describe('Fleet', () => {
     await fleet.stop();
   });
 
+  it('a replica that joins while its group cannot be asked is placed tentatively, then where it belongs', async () => {
+    const store = [record('t1')];
+    const a = new FakeServer('http://10.0.0.1:4111', store);
+    const b = new FakeServer('http://10.0.0.2:4111', store);
+    let addresses = ['10.0.0.1'];
+    const { fleet } = fleetOf([a, b], { discover: () => addresses });
+    fleet.start();
+    await ready(fleet);
+    a.up = false; // a's store answers nothing now: b's store cannot be compared with it
+    addresses = ['10.0.0.1', '10.0.0.2'];
+    await fleet.refresh();
+    await waitFor(() => fleet.list().find((m) => m.key === '10.0.0.2:4111')?.session.ready);
+    expect(fleet.list().find((m) => m.key === '10.0.0.2:4111')?.tentative).toBe(true);
+    expect(fleet.groups()).toHaveLength(1);
+    a.up = true;
+    await fleet.settle();
+    expect(fleet.list().every((m) => !m.tentative)).toBe(true);
+    expect(fleet.groups()).toHaveLength(1);
+    await fleet.stop();
+  });
+
   it('getTask goes to a connected replica first, and to the next one when it fails', async () => {
     const store = [record('t1')];
     const a = new FakeServer('http://10.0.0.1:4111', store);
