@@ -4,6 +4,7 @@
 // - one shared pubsub (UnixSocketPubSub): every event arrives on both streams; nothing may be counted twice;
 // - a replica SIGKILLed and restarted mid-workload;
 // - a replica added while the bridge runs, found by DNS discovery (resolver injected: see that test);
+// - replicas on separate stores, one of them with its stream cut: its store is reconciled on its own;
 // - reconciliation load: listTasks calls per pass with 1 and 3 replicas on one store.
 import { createServer, request, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -259,6 +260,40 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
     expect(addresses).toContain('127.0.0.1');
   });
 
+  it('replicas on separate stores: each store is reconciled (tasks only its store knows are found and counted once)', async () => {
+    const a = await replica(pg.createDatabase('store_a'));
+    const b = await replica(pg.createDatabase('store_b'));
+    const pa = await countingProxy(a.url);
+    const pb = await countingProxy(b.url);
+    const bridge = fleetBridge(`${pa.url},${pb.url}`, receiver, { reconcile: { intervalSeconds: 1, overlapSeconds: 5 } });
+    bridges.push(bridge);
+    await waitFor(() => bridge.status().sources?.every((s) => s.connected && s.synced), { timeoutMs: 20_000, message: 'both followed' });
+    // Give each store a task so they can be told apart, then let the bridge place them.
+    await roundRobin([a.url, b.url], 2);
+    await settled(a.url, 1);
+    await settled(b.url, 1);
+    await waitFor(
+      async () => {
+        await bridge.reconcileNow();
+        return bridge.fleet.groups().length === 2;
+      },
+      { timeoutMs: 20_000, message: 'two store groups' },
+    );
+    // b's stream goes silent (its REST routes still answer): its tasks can only be found in its own store.
+    pb.blockStream();
+    await roundRobin([a.url, b.url], 12, 2);
+    const ta = await settled(a.url, 7);
+    const tb = await settled(b.url, 7);
+    const spans = await agreed(bridge, receiver, [...ta, ...tb]);
+    for (const [id, s] of spans) expect(s, `spans of ${id}`).toHaveLength(1);
+    const late = tb.slice(1).map((t) => spans.get(t.id)![0]!.attributes['mastra.background_task.origin']);
+    expect(late.every((o) => o === 'reconciled')).toBe(true);
+    await bridge.close();
+    await pa.close();
+    await pb.close();
+    await stop(a, b);
+  }, 240_000);
+
   it('reconciliation load: listTasks calls per pass do not grow with the number of replicas on one store', async () => {
     const db = pg.createDatabase('load');
     const rs = [await replica(db), await replica(db), await replica(db)];
@@ -286,11 +321,20 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
 });
 
 /** An HTTP proxy in front of one replica that counts listTasks requests (GET /api/background-tasks?…). */
-async function countingProxy(target: string): Promise<{ url: string; listCalls: number; close(): Promise<void> }> {
+async function countingProxy(target: string): Promise<{ url: string; listCalls: number; blockStream(): void; close(): Promise<void> }> {
   const t = new URL(target);
-  const state = { listCalls: 0 };
+  const state = { listCalls: 0, blocked: false };
+  const streams = new Set<import('node:http').ServerResponse>();
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && /^\/api\/background-tasks(\?|$)/.test(req.url ?? '')) state.listCalls++;
+    if ((req.url ?? '').startsWith('/api/background-tasks/stream')) {
+      if (state.blocked) {
+        res.writeHead(503).end();
+        return;
+      }
+      streams.add(res);
+      res.on('close', () => streams.delete(res));
+    }
     const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       res.flushHeaders(); // an idle SSE stream sends no byte: its headers must not wait for one
@@ -306,6 +350,11 @@ async function countingProxy(target: string): Promise<{ url: string; listCalls: 
     url: `http://127.0.0.1:${port}`,
     get listCalls() {
       return state.listCalls;
+    },
+    /** From now on the stream answers 503 and open streams are cut (the REST routes still answer). */
+    blockStream() {
+      state.blocked = true;
+      for (const r of streams) r.destroy();
     },
     close: () =>
       new Promise<void>((r) => {
