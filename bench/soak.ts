@@ -41,7 +41,10 @@ async function upstreamChild(): Promise<void> {
   }, 100);
   process.on('message', (m: Command) => {
     if (m.lookup) up.lookupMode = m.lookup;
-    if (m.stream) up.streamMode = m.stream;
+    if (m.stream && m.stream !== up.streamMode) {
+      up.streamMode = m.stream;
+      if (m.stream !== 'sse') up.endStreams();
+    }
   });
   process.send!({ url: up.url });
   process.on('disconnect', () => void up.close().finally(() => process.exit(0)));
