@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { type TaskRecord, parseTaskRecord } from '../events.js';
 import { type RefusedAnswer, SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
 import { sleepUnlessAborted } from '../sleep.js';
+import { MAX_TRACES_PER_RUN, RunSpanFinder, type StoredSpan } from './mastra-traces.js';
 
 export interface RemoteSourceOptions {
   baseUrl: string;
@@ -284,29 +285,23 @@ export class RemoteSource implements TaskSource {
     return out;
   }
 
-  /** runId → its trace ids (a run's trace id never changes): one list request per run, bounded. */
-  private readonly runTraces = new Map<string, string[]>();
-
-  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
-    const cached = this.runTraces.get(runId);
-    const traceIds = cached ?? (await this.runTraceIds(runId, signal));
-    if (traceIds === undefined) return undefined;
-    if (traceIds.length > 0 && !cached) {
-      this.runTraces.set(runId, traceIds);
-      if (this.runTraces.size > RUN_TRACE_CACHE_SIZE) this.runTraces.delete(this.runTraces.keys().next().value!);
-    }
-    for (const traceId of traceIds) {
+  /** Stored-trace reads over the observability routes, shared per run (see RunSpanFinder). */
+  private readonly spanFinder = new RunSpanFinder({
+    runTraceIds: (runId, signal) => this.runTraceIds(runId, signal),
+    traceSpans: async (traceId, signal) => {
       const trace = await this.request(`/observability/traces/${encodeURIComponent(traceId)}`, signal).catch(() => undefined);
-      const spans = (trace?.body as { spans?: StoredSpan[] } | undefined)?.spans ?? [];
-      const span = spans.find((s) => s.spanType === 'tool_call' && (s.attributes?.toolCallId ?? s.metadata?.toolCallId) === toolCallId);
-      if (span && typeof span.spanId === 'string') return { traceId, spanId: span.spanId };
-    }
-    return null;
+      const spans = (trace?.body as { spans?: unknown } | undefined)?.spans;
+      return Array.isArray(spans) ? (spans as StoredSpan[]) : undefined;
+    },
+  });
+
+  findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
+    return this.spanFinder.find(runId, toolCallId, signal);
   }
 
   /** The run's trace ids; [] when not stored (yet); undefined when the server stores no traces at all. */
   private async runTraceIds(runId: string, signal?: AbortSignal): Promise<string[] | undefined> {
-    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: '20' })}`, signal).catch((e: unknown) => {
+    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: String(MAX_TRACES_PER_RUN) })}`, signal).catch((e: unknown) => {
       if (e instanceof SourceError && e.kind === 'unauthorized') throw e;
       return { status: 0, body: undefined };
     });
@@ -319,7 +314,6 @@ export class RemoteSource implements TaskSource {
   }
 }
 
-const RUN_TRACE_CACHE_SIZE = 1_000;
 
 const LF = 10;
 const CR = 13;
@@ -421,13 +415,6 @@ export class SseFramer {
     }
     return -1;
   }
-}
-
-interface StoredSpan {
-  spanId?: unknown;
-  spanType?: unknown;
-  attributes?: Record<string, unknown> | null;
-  metadata?: Record<string, unknown> | null;
 }
 
 /** Where a redirect pointed, origin only (a path or query may carry a token). */
