@@ -7,7 +7,10 @@
 
 export const EVENT_KINDS = ['running', 'output', 'completed', 'failed', 'cancelled', 'suspended', 'resumed'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
-export const TERMINAL_KINDS: ReadonlySet<EventKind> = new Set(['completed', 'failed', 'cancelled']);
+/** The kinds that end a task. */
+export function isTerminal(kind: EventKind): boolean {
+  return kind === 'completed' || kind === 'failed' || kind === 'cancelled';
+}
 
 /** Statuses a finished task ends in. `timed_out` is a `failed` event whose cause was Mastra's timeout. */
 export const FINAL_STATUSES = ['completed', 'failed', 'timed_out', 'cancelled'] as const;

@@ -636,11 +636,6 @@ export class BridgeMetrics {
     this.pair(agentId, toolName).output++;
   }
 
-  /** Pre-register a pair so its series exist at 0 (e.g. from a snapshot task). */
-  touch(agentId: string, toolName: string): void {
-    this.pair(agentId, toolName);
-  }
-
   event(event: EventLabel, result: EventResult, atSeconds?: number): void {
     const e = EVENT_LABELS.indexOf(event);
     const r = EVENT_RESULTS.indexOf(result);

@@ -74,10 +74,6 @@ export class Pipeline {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
-  get finishing(): number {
-    return this.inflight.size;
-  }
-
   private handle(parsed: Parsed<TaskEvent>): void {
     const observedAt = this.now();
     if (!parsed.ok) {

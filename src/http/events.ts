@@ -14,7 +14,7 @@
 // Authentication is not done here: the app's root bearer hook (auth.ts) guards every /api path, this one included.
 
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { BRIDGE_EVENT_TYPES, type BridgeEventType, type EventFilter, type EventHub, TASK_VIEW_STATUSES, type TaskViewStatus } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
 
@@ -24,7 +24,6 @@ export interface EventsRouteOptions {
   heartbeatMs: number;
   maxClientBufferBytes: number;
   maxClients: number;
-  preHandler?: preHandlerHookHandler | undefined;
 }
 
 export interface EventsRouteHandle {
@@ -132,7 +131,6 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
   app.get(
     '/api/events',
     {
-      ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
       schema: { response: { 200: { type: 'string' }, 400: errorSchema, 503: errorSchema } },
     },
     async (request, reply) => {

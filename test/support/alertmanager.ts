@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from './poll.js';
+import { ALERTMANAGER } from './system.js';
 
-export const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
+export const ALERTMANAGER_BIN = ALERTMANAGER.path;
 
 export interface AlertmanagerHandle {
   url: string;

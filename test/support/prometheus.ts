@@ -8,9 +8,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from './poll.js';
+import { PROMETHEUS, PROMTOOL } from './system.js';
 
-export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus';
-export const PROMTOOL_BIN = process.env.PROMTOOL_BIN ?? '/usr/bin/promtool';
+export const PROMETHEUS_BIN = PROMETHEUS.path;
+export const PROMTOOL_BIN = PROMTOOL.path;
 
 export interface PromQueryData {
   resultType: string;
