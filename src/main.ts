@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BridgeHandle, startBridge } from './bridge.js';
-import { type BridgeConfig, ConfigError, DEFAULT_CONFIG_FILE, ENV_VARS, loadConfig } from './config.js';
+import { type BridgeConfig, ConfigError, DEFAULT_CONFIG_FILE, ENV_VARS, loadConfig, sourceServers } from './config.js';
 import { loadEmbeddedDemo } from './embedded-demo.js';
 import { VERSION } from './version.js';
 
@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
       return undefined;
     }
   };
-  if (config.source.mastraUrl) {
+  if (sourceServers(config).length > 0) {
     const started = start({ config, logger, mode: 'remote' });
     if (!started) return 1;
     bridge = started;

@@ -8,7 +8,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPExporterBase, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base';
+import { type ExportResponse, type IExporterTransport, OTLPExporterBase, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -64,6 +64,8 @@ export interface Tracing {
   exporting: boolean;
   /** The fast-path register this tracing and the span writer report to (absent on hand-made Tracings in tests). */
   fastPaths?: FastPaths;
+  /** Whether the exporter's `Retry-After: 0` guard is in place (see guardNegativeRetryAfter). */
+  retryAfterGuarded?: boolean;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -119,6 +121,30 @@ export class OTLPProtoTraceExporter extends OTLPExporterBase<ReadableSpan[]> imp
   }
 }
 
+/**
+ * `Retry-After: 0` from a collector: otlp-exporter-base 0.223's `parseRetryAfterToMills` turns 0 seconds into -1 ms, and
+ * its RetryingTransport hands that to `setTimeout`, which Node clamps to 1 ms — and from Node 23 warns about
+ * (`TimeoutNegativeWarning`) on every such retry. This wraps the HTTP transport under the exporter's RetryingTransport
+ * (`exporter._delegate._transport._transport`, the pinned 0.223 shape) so a negative retry delay becomes 0: retry at
+ * once, as the collector asked and as the SDK already did, without the warning. Returns false, changing nothing, when
+ * the exporter does not have that shape (another SDK version); the retry then still happens, with the warning.
+ */
+export function guardNegativeRetryAfter(exporter: object): boolean {
+  const retrying = (exporter as { _delegate?: { _transport?: { _transport?: IExporterTransport } } })._delegate?._transport;
+  const inner = retrying?._transport;
+  if (!retrying || typeof inner?.send !== 'function' || typeof inner.shutdown !== 'function') return false;
+  const guarded: IExporterTransport = {
+    async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
+      const response = await inner.send(data, timeoutMillis);
+      if (response.status === 'retryable' && response.retryInMillis !== undefined && response.retryInMillis < 0) return { ...response, retryInMillis: 0 };
+      return response;
+    },
+    shutdown: () => inner.shutdown(),
+  };
+  retrying._transport = guarded;
+  return true;
+}
+
 export function createTracing(
   config: TracingConfig,
   onOutcome: (outcome: ExportOutcome, spans: number, error?: Error) => void = () => {},
@@ -131,6 +157,7 @@ export function createTracing(
   const ids = new PresetIdGenerator();
   const fastPaths = config.fastPaths ?? new FastPaths();
   const spanProcessors = [];
+  let retryAfterGuarded = false;
   if (config.tracesUrl !== undefined) {
     const exporterConfig = {
       url: config.tracesUrl,
@@ -143,6 +170,7 @@ export function createTracing(
       exporter = new OTLPProtoTraceExporter(exporterConfig, () => fastPaths.fallback('otlp_encoder'));
       fastPaths.report('otlp_encoder', true);
     }
+    retryAfterGuarded = guardNegativeRetryAfter(exporter);
     spanProcessors.push(
       new CountingBatchSpanProcessor(new CountingExporter(exporter, onOutcome, onExported), config.batch, (n) => onOutcome('queue_full', n), fastPaths),
     );
@@ -153,6 +181,7 @@ export function createTracing(
     ids,
     exporting: config.tracesUrl !== undefined,
     fastPaths,
+    retryAfterGuarded,
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };

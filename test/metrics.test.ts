@@ -106,7 +106,23 @@ describe('BridgeMetrics', () => {
       expect(body).toContain(`mastra_background_task_finished_total{agent_id="agent-b",tool_name="tool-y",status="${status}"} 0`);
     }
     expect(body).toContain('mastra_task_bridge_events_total{event="failed",result="invalid"} 0');
-    expect(body).toContain('mastra_task_bridge_source_up 0');
+  });
+
+  it('has one source_up series per server followed, and drops a server\'s series when it is no longer followed', async () => {
+    const m = new BridgeMetrics({ version: 'x', defaultMetrics: false });
+    m.sourceUp('10.0.0.1:4111', false);
+    m.sourceUp('10.0.0.2:4111', true);
+    m.sourceReconnect('10.0.0.1:4111', 'refused');
+    m.sourceReconnect('10.0.0.1:4111', 'no such reason');
+    let { body } = await m.render('text/plain');
+    expect(body).toContain('mastra_task_bridge_source_up{source="10.0.0.1:4111"} 0');
+    expect(body).toContain('mastra_task_bridge_source_up{source="10.0.0.2:4111"} 1');
+    expect(body).toContain('mastra_task_bridge_source_reconnects_total{source="10.0.0.1:4111",reason="refused"} 1');
+    expect(body).toContain('mastra_task_bridge_source_reconnects_total{source="10.0.0.1:4111",reason="error"} 1');
+    m.forgetSource('10.0.0.1:4111');
+    ({ body } = await m.render('text/plain'));
+    expect(body).not.toContain('10.0.0.1:4111');
+    expect(body).toContain('mastra_task_bridge_source_up{source="10.0.0.2:4111"} 1');
   });
 
   it('folds label values past the limit into _other and counts it', async () => {

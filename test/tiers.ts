@@ -1,7 +1,7 @@
 // The test tiers (vitest projects, vitest.config.ts). Unit is every test file not listed here: seconds, no system
 // binaries, no Mastra (test/tiers.test.ts holds unit files to that). Integration starts real Mastra (in process, as
 // HTTP servers, as child processes) and other Node processes. System runs Debian binaries (Prometheus, promtool,
-// Alertmanager, Chromium, docker-compose) or the npm registry; a missing binary skips visibly, or fails under CI
+// Alertmanager, Chromium, docker-compose, PostgreSQL), the Go-built peers (Jaeger) or the npm registry; a missing binary skips visibly, or fails under CI
 // (test/support/system.ts).
 //   npm run test:unit | test:integration | test:system      npm test = typecheck + all three
 
@@ -24,7 +24,9 @@ export const INTEGRATION_TESTS = [
 
 export const SYSTEM_TESTS = [
   'test/board.browser.test.ts',
+  'test/fleet.e2e.test.ts',
   'test/harness-prometheus.test.ts',
+  'test/jaeger.e2e.test.ts',
   'test/ops-alerts.test.ts',
   'test/ops-dashboards.test.ts',
   'test/ops-static.test.ts',

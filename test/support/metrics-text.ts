@@ -12,8 +12,8 @@ export function withTraffic(opts: Partial<ConstructorParameters<typeof BridgeMet
   m.resumedAfter('agent-a', 'tool-x', 42);
   m.outputChunk('agent-a', 'tool-x');
   m.event('running', 'applied', 1_700_000_000);
-  m.sourceUp(true);
-  m.sourceReconnect('refused');
+  m.sourceUp('mastra:4111', true);
+  m.sourceReconnect('mastra:4111', 'refused');
   return m;
 }
 

@@ -3,6 +3,8 @@
 // instead, so a run can never pass by skipping.
 import { existsSync } from 'node:fs';
 import { describe, it } from 'vitest';
+import { ALERTMANAGER_BIN, AMTOOL_BIN } from './alertmanager.js';
+import { PROMETHEUS_BIN, PROMTOOL_BIN } from './prometheus.js';
 
 export interface SystemBinary {
   path: string;
@@ -10,10 +12,11 @@ export interface SystemBinary {
   apt: string;
 }
 
-export const PROMETHEUS: SystemBinary = { path: process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus', apt: 'prometheus' };
-export const PROMTOOL: SystemBinary = { path: process.env.PROMTOOL_BIN ?? '/usr/bin/promtool', apt: 'prometheus' };
-export const ALERTMANAGER: SystemBinary = { path: process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager', apt: 'prometheus-alertmanager' };
-export const AMTOOL: SystemBinary = { path: '/usr/bin/amtool', apt: 'prometheus-alertmanager' };
+// Prometheus and Alertmanager: the binaries support/peers.ts selects ($…_BIN, the Go-built peers, else Debian's).
+export const PROMETHEUS: SystemBinary = { path: PROMETHEUS_BIN, apt: 'prometheus' };
+export const PROMTOOL: SystemBinary = { path: PROMTOOL_BIN, apt: 'prometheus' };
+export const ALERTMANAGER: SystemBinary = { path: ALERTMANAGER_BIN, apt: 'prometheus-alertmanager' };
+export const AMTOOL: SystemBinary = { path: AMTOOL_BIN, apt: 'prometheus-alertmanager' };
 export const CHROMIUM: SystemBinary = { path: '/usr/bin/chromium', apt: 'chromium' };
 export const DOCKER_COMPOSE: SystemBinary = { path: '/usr/bin/docker-compose', apt: 'docker-compose' };
 
