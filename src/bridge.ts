@@ -233,7 +233,6 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
 
   const enrichLog = logger.child({ component: 'enrichment' });
   let enrichFailuresLogged = 0;
-  logFastPaths(logger, fastPaths);
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const { pipeline } = wirePipeline(config, {
@@ -259,6 +258,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
     ],
   });
+  // Every fast path has reported by now (the exporter in createTracing, the span writer in wirePipeline).
+  logFastPaths(logger, fastPaths);
   reconciler = new Reconciler(
     { source, pipeline, tracker, metrics, logger: logger.child({ component: 'reconcile' }), now, scanFrom },
     {
