@@ -17,6 +17,7 @@ import { redactTask } from '../redact.js';
 import type { TaskSpanIds } from '../span-index.js';
 import { SourceError, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
 import { LookupCache } from './lookup-cache.js';
+import { LogThrottle } from '../log-throttle.js';
 
 export interface TasksApiOptions {
   source: Pick<TaskSource, 'kind' | 'getTask' | 'listTasks'>;
@@ -179,7 +180,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   // The cache holds answers already redacted (payloads are dropped before they are kept) and without span ids (added
   // per request: they change when a task ends).
   const cache = new LookupCache<TaskView | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
-  let upstreamFailures = 0;
+  const upstreamFailureLog = new LogThrottle();
 
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
@@ -208,8 +209,8 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     if (!(error instanceof SourceError)) throw error;
     const u = UPSTREAM[error.kind];
     // An outage fails every request: log the first few, then one in a hundred.
-    if (upstreamFailures++ < 5 || upstreamFailures % 100 === 0) {
-      request.log.warn({ kind: error.kind, detail: error.message, failures: upstreamFailures }, 'task API lookup on Mastra failed');
+    if (upstreamFailureLog.take()) {
+      request.log.warn({ kind: error.kind, detail: error.message, failures: upstreamFailureLog.count }, 'task API lookup on Mastra failed');
     }
     return reply.code(u.status).send({ error: u.error, message: u.message(config.upstreamTimeoutMs) });
   }
