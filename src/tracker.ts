@@ -20,7 +20,7 @@
 //   (that would evict another task on every pass).
 
 import { FifoMap } from './fifo-map.js';
-import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskRecord, finalStatusOf, isTerminal, isTimeoutError } from './events.js';
+import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskIdentity, type TaskRecord, finalStatusOf, isTerminal, isTimeoutError } from './events.js';
 
 /** `pending`: Mastra put the task back in its queue to retry (restart recovery with retries left); it runs again later. */
 export type Phase = 'running' | 'suspended' | 'pending';
@@ -68,14 +68,6 @@ export interface TaskInfo {
   retryCount?: number;
   maxRetries?: number;
   timeoutMs?: number;
-}
-
-interface TaskIdentity {
-  taskId: string;
-  agentId: string;
-  toolName: string;
-  toolCallId: string;
-  runId: string;
 }
 
 export interface OpenTask extends TaskIdentity {
@@ -476,7 +468,7 @@ export class TaskTracker {
     }
   }
 
-  private identityOf(src: { agentId: string; toolName: string; toolCallId: string; runId: string } & ({ taskId: string } | { id: string })): TaskIdentity {
+  private identityOf(src: Omit<TaskIdentity, 'taskId'> & ({ taskId: string } | { id: string })): TaskIdentity {
     return {
       taskId: 'taskId' in src ? src.taskId : src.id,
       agentId: this.intern(src.agentId),

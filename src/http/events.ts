@@ -17,6 +17,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { BRIDGE_EVENT_TYPES, type BridgeEventType, type EventFilter, type EventHub, TASK_VIEW_STATUSES, type TaskViewStatus } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
+import { errorSchema } from './error-schema.js';
 
 export interface EventsRouteOptions {
   hub: EventHub;
@@ -73,12 +74,6 @@ export function parseEventsQuery(query: Record<string, unknown>): ParsedQuery {
   }
   return lastEventId === undefined ? { ok: true, filter } : { ok: true, filter, lastEventId };
 }
-
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 
 interface Client {
   raw: ServerResponse;

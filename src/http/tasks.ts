@@ -18,6 +18,7 @@ import type { TaskSpanIds } from '../span-index.js';
 import { SourceError, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
 import { LookupCache } from './lookup-cache.js';
 import { LogThrottle } from '../log-throttle.js';
+import { errorSchema } from './error-schema.js';
 
 export interface TasksApiOptions {
   source: Pick<TaskSource, 'kind' | 'getTask' | 'listTasks'>;
@@ -75,11 +76,6 @@ const listQuerySchema = {
 } as const;
 const KNOWN_PARAMS: ReadonlySet<string> = new Set(Object.keys(listQuerySchema.properties));
 
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 const str = { type: 'string' } as const;
 const taskSchema = {
   type: 'object',
@@ -123,7 +119,7 @@ const listSchema = {
 } as const;
 const errorResponses = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 429: errorSchema, 502: errorSchema, 504: errorSchema };
 
-export interface TaskView {
+export interface ShownTask {
   [key: string]: unknown;
   id: string;
   runId: string;
@@ -133,7 +129,7 @@ export interface TaskView {
 }
 
 interface ShownPage {
-  tasks: TaskView[];
+  tasks: ShownTask[];
   total: number;
 }
 
@@ -179,7 +175,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   const { source, config, metrics, spans } = opts;
   // The cache holds answers already redacted (payloads are dropped before they are kept) and without span ids (added
   // per request: they change when a task ends).
-  const cache = new LookupCache<TaskView | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
+  const cache = new LookupCache<ShownTask | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
   const upstreamFailureLog = new LogThrottle();
 
   if (config.rateLimit.max > 0) {
@@ -198,7 +194,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     done();
   });
 
-  function lookup<T extends TaskView | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  function lookup<T extends ShownTask | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { value, hit } = cache.get(key, () => withDeadline(config.upstreamTimeoutMs, load));
     metrics.apiCacheLookup(hit ? 'hit' : 'miss');
     return value as Promise<T>;
@@ -216,9 +212,9 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   }
 
   /** The record as the API shows it, minus span ids. */
-  function shown(record: TaskRecord): TaskView {
+  function shown(record: TaskRecord): ShownTask {
     const r = redactTask(record, config.redaction);
-    const out: TaskView = {
+    const out: ShownTask = {
       id: record.id,
       status: finalStatusOf(record) ?? record.status,
       toolName: record.toolName,
@@ -243,7 +239,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     return out;
   }
 
-  function withSpan(task: TaskView): TaskView {
+  function withSpan(task: ShownTask): ShownTask {
     const ids = spans?.lookup({ id: task.id, runId: task.runId });
     if (!ids) return task;
     return ids.traceId ? { ...task, traceId: ids.traceId, spanId: ids.spanId } : { ...task, spanId: ids.spanId };
@@ -257,7 +253,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     },
     async (request, reply) => {
       const { id } = request.params;
-      let task: TaskView | null;
+      let task: ShownTask | null;
       try {
         task = await lookup(`task\u0000${id}`, async (signal) => {
           const record = await source.getTask(id, signal);
