@@ -15,7 +15,7 @@ import { TASK_STATUSES, type TaskRecord, type TaskStatus, finalStatusOf } from '
 import type { BridgeMetrics } from '../metrics.js';
 import { redactTask } from '../redact.js';
 import type { TaskSpanIds } from '../span-index.js';
-import { SourceError, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
+import { SourceError, type TaskFilter, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
 import { LookupCache } from './lookup-cache.js';
 import { LogThrottle } from '../log-throttle.js';
 import { errorSchema } from './error-schema.js';
@@ -36,14 +36,8 @@ const DATE_COLUMNS = ['createdAt', 'startedAt', 'suspendedAt', 'completedAt'] as
 const FILTERS = ['agentId', 'runId', 'threadId', 'resourceId', 'toolName', 'toolCallId'] as const;
 type DateColumn = (typeof DATE_COLUMNS)[number];
 
-interface ListQuery {
+interface ListQuery extends TaskFilter {
   status?: TaskStatus[];
-  agentId?: string;
-  runId?: string;
-  threadId?: string;
-  resourceId?: string;
-  toolName?: string;
-  toolCallId?: string;
   fromDate?: string;
   toDate?: string;
   dateFilterBy?: DateColumn;
