@@ -19,6 +19,7 @@ import {
   histogramSeries,
   histogramWrite,
   promFastPathActive,
+  promFastPathStatus,
 } from './prom-fast.js';
 import type { OpenCount, OpenTask } from './tracker.js';
 
@@ -266,6 +267,8 @@ export class BridgeMetrics {
     // The same upper bounds, in the same order, as the histogram's own bucket search (flushFinished writes by index).
     this.durationBounds = histogramUpperBounds(this.duration, opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS);
     this.fast = promFastPathActive();
+    const prom = promFastPathStatus();
+    opts.fastPaths?.report('prom_client_series', prom.active, prom.reason);
     this.queueWait = new Histogram({
       name: 'mastra_background_task_queue_wait_seconds',
       help: 'Time a background task waited between creation and its first start.',
@@ -692,11 +695,6 @@ export class BridgeMetrics {
 
   outputChunk(agentId: string, toolName: string): void {
     this.pair(agentId, toolName).output++;
-  }
-
-  /** Pre-register a pair so its series exist at 0 (e.g. from a snapshot task). */
-  touch(agentId: string, toolName: string): void {
-    this.pair(agentId, toolName);
   }
 
   event(event: EventLabel, result: EventResult, atSeconds?: number): void {

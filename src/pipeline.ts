@@ -18,6 +18,7 @@ import type { SpanWriter } from './spans.js';
 import type { TaskSink } from './sinks.js';
 import type { StreamMerge } from './stream-merge.js';
 import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface PipelineDeps {
   tracker: TaskTracker;
@@ -45,7 +46,7 @@ const mayBeStale = (r: TaskRecord): boolean => (r.maxRetries ?? 0) > 0 || r.stat
 export class Pipeline {
   private readonly now: () => number;
   private readonly inflight = new Set<Promise<void>>();
-  private invalidLogged = 0;
+  private readonly invalidLog = new LogThrottle(10, 1000);
   // The sinks that observe live transitions and lookups, picked once (most sinks only observe finished tasks).
   private readonly transitionSinks: TaskSink[];
   private readonly lookupSinks: TaskSink[];
@@ -84,10 +85,6 @@ export class Pipeline {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
-  get finishing(): number {
-    return this.inflight.size;
-  }
-
   private handle(parsed: Parsed<TaskEvent>, source: string | undefined): void {
     const observedAt = this.now();
     if (!parsed.ok) {
@@ -117,10 +114,7 @@ export class Pipeline {
   private invalid(kind: EventLabel | undefined, reason: string, detail: string, observedAt = this.now()): void {
     this.deps.metrics.event(kind ?? 'unknown', 'invalid', observedAt / 1000);
     // Bad upstream data is counted always, logged sparingly: a broken upstream must not flood the log.
-    if (this.invalidLogged < 10 || this.invalidLogged % 1000 === 0) {
-      this.deps.logger.warn({ reason, detail, dropped: this.invalidLogged + 1 }, 'dropped invalid upstream event');
-    }
-    this.invalidLogged++;
+    if (this.invalidLog.take()) this.deps.logger.warn({ reason, detail, dropped: this.invalidLog.count }, 'dropped invalid upstream event');
   }
 
   private transition(t: Transition, record?: TaskRecord): void {

@@ -15,21 +15,8 @@ import { type AuthOptions, registerAuth } from './auth.js';
 import { boardPage, boardScript } from './board.js';
 import { registerEventsRoute } from './events.js';
 import { type TasksApiOptions, tasksApi } from './tasks.js';
-
-export interface BridgeStatus {
-  mode: 'demo' | 'in-process' | 'remote';
-  source: string;
-  version: string;
-  connected: boolean;
-  /** The initial sync (connect snapshot + stored running/suspended tasks) has been applied. */
-  synced: boolean;
-  /** Why the bridge is not ready, when it is not. */
-  reason?: string;
-  openTasks: number;
-  tracesExported: boolean;
-  /** Several Mastra servers: each one's state (the bridge is ready while at least one is connected and synced). */
-  sources?: { source: string; connected: boolean; synced: boolean; reason?: string }[];
-}
+import { errorSchema } from './error-schema.js';
+import type { BridgeStatus } from '../status.js';
 
 export interface AppDeps {
   metrics: BridgeMetrics;
@@ -43,12 +30,6 @@ export interface AppDeps {
   /** The task API (/api/tasks); absent: not served. */
   tasks?: TasksApiOptions;
 }
-
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 
 const readySchema = {
   type: 'object',

@@ -8,7 +8,7 @@
 // asks for one after a 401.
 
 import { readFileSync } from 'node:fs';
-import type { BridgeStatus } from './app.js';
+import type { BridgeStatus } from '../status.js';
 
 export interface BoardOptions {
   /** `{traceId}` is replaced by a finished task's trace id; empty: no links. */
