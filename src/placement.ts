@@ -3,8 +3,8 @@
 //
 // Mastra's storage exporter writes a span after a batch delay (5 s by default), so a lookup made as soon as a quick task
 // ends always misses, and each miss is a request Mastra serves. So the first lookup waits until the span is likely
-// stored: the resolver learns how long after a task's start its span became findable (the longest recent delay, eased
-// down while first lookups hit) and asks then; a miss is retried with exponential delays (250 ms · 2^n: 5 retries
+// stored: the resolver learns how long after a task's start its span became findable (the longest delay seen, eased
+// down slowly while first lookups hit) and asks then; a miss is retried with exponential delays (250 ms · 2^n: 5 retries
 // wait 7.75 s in all). Lookups of one run share their reads (RunSpanFinder). Nothing waits on this but the span: the
 // terminal count is recorded before placement (pipeline.ts). When the app stores no traces at all, or lookups keep missing
 // (traces sampled out, stored elsewhere), auto placement stops asking for a while and falls back at once: a task's
@@ -26,8 +26,12 @@ export const DEFAULT_PLACEMENT: PlacementOptions = { mode: 'auto', attempts: 6, 
 
 /** The longest the first lookup is put off after a task's start (Mastra's default batch wait is 5 s). */
 const MAX_FIRST_WAIT_MS = 10_000;
-/** A first lookup that hits lets the next ones ask a little earlier (so the learned wait does not only grow). */
-const EASE = 0.9;
+/**
+ * A first lookup that hits lets the next ones ask a little earlier, so the learned wait can shrink when the app's
+ * batch delay does; slowly, since Mastra writes spans in batches (a task's span may be stored anywhere from at once to
+ * a whole batch delay after it started) and each too-early ask is a wasted request.
+ */
+const EASE = 0.999;
 
 /** Consecutive tasks whose span was never found before auto placement pauses. */
 const MISSES_BEFORE_PAUSE = 20;
