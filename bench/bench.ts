@@ -353,6 +353,49 @@ interface MemoryResult {
   lookups: number;
   /** Informational: a bare TaskTracker fed by parseFrame, per open task. */
   trackerBytesPerInflightTask: number;
+  /** The same whole bridge, with stored records carrying large payloads (args and result of LARGE_PAYLOAD each). */
+  largePayload: { tasks: number; payloadBytes: number; bytesPerInflightTask: number };
+}
+
+const LARGE_PAYLOAD_TASKS = 2_000;
+const LARGE_PAYLOAD = 256 * 1024;
+
+/**
+ * Heap per open task when every getTask answer carries LARGE_PAYLOAD of args and of result (issue 10: the enrichment
+ * cache held whole records). Each lookup parses a fresh copy, as RemoteSource does with a response body.
+ */
+async function largePayloadMemory(gc: Gc): Promise<MemoryResult['largePayload']> {
+  const N = LARGE_PAYLOAD_TASKS;
+  const now = Date.now();
+  const taskIds = Array.from({ length: N }, () => flat(randomUUID()));
+  const blob = JSON.stringify('x'.repeat(LARGE_PAYLOAD));
+  const source = new BenchSource();
+  let lookups = 0;
+  source.getTask = async (id: string) => {
+    lookups++;
+    const raw =
+      `{"id":${JSON.stringify(id)},"status":"running","toolName":"research_topic","toolCallId":"call_${id}","agentId":"research-agent",` +
+      `"runId":"${randomUUID()}","threadId":"thread-1","resourceId":"user-1","createdAt":"${new Date(now - 2000).toISOString()}",` +
+      `"startedAt":"${new Date(now - 1000).toISOString()}","retryCount":0,"maxRetries":0,"timeoutMs":300000,"args":{"doc":${blob}},"result":{"doc":${blob}}}`;
+    const parsed = parseTaskRecord(JSON.parse(raw));
+    return parsed.ok ? parsed.value : null;
+  };
+  const handle = startBridge({ source, config: { log: { level: 'silent' } }, tracing: benchTracing(undefined), logger: silent });
+  await handle.whenReady(5_000);
+  await source.push(runningFrames(0, 64, now, Array.from({ length: 64 }, () => randomUUID())), BATCH);
+  await handle.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  const open0 = handle.tracker.size;
+  const lookups0 = lookups;
+  const h0 = heapUsed(gc);
+  for (let i = 0; i < N; i += BATCH) await source.push(runningFrames(i, Math.min(BATCH, N - i), now, taskIds), BATCH);
+  const deadline = Date.now() + 120_000;
+  while (lookups - lookups0 < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 50));
+  const h1 = heapUsed(gc);
+  if (handle.tracker.size - open0 !== N) throw new Error(`bridge holds ${handle.tracker.size - open0} new open tasks, expected ${N}`);
+  await handle.close();
+  return { tasks: N, payloadBytes: 2 * LARGE_PAYLOAD, bytesPerInflightTask: (h1 - h0) / N };
 }
 
 function heapUsed(gc: Gc): number {
@@ -452,7 +495,8 @@ async function memoryChild(): Promise<MemoryResult> {
   if (tracker.size !== N) throw new Error(`tracker holds ${tracker.size} tasks, expected ${N}`);
   const trackerBytesPerInflightTask = (h2 - h0) / N;
   tracker = undefined;
-  return { tasks: N, bytesPerInflightTask, bridgeOpen, lookups, trackerBytesPerInflightTask };
+  const largePayload = await largePayloadMemory(gc);
+  return { tasks: N, bytesPerInflightTask, bridgeOpen, lookups, trackerBytesPerInflightTask, largePayload };
 }
 
 // =================================================================================================================
@@ -919,6 +963,11 @@ async function memory(): Promise<MemoryResult> {
   const mem = await runChild<MemoryResult>('--memory', 'memory', 120_000);
   log(`    ${fmt(mem.bytesPerInflightTask)} bytes per in-flight task (${fmt(mem.bridgeOpen)} open, ${fmt(mem.lookups)} lookups)`);
   log(`    informational: a bare TaskTracker (no stored-record info, no enrichment cache): ${fmt(mem.trackerBytesPerInflightTask)} bytes per task`);
+  const lp = mem.largePayload;
+  log(
+    `    large payloads (each getTask answer carries ${fmt(lp.payloadBytes / 1024)} KiB of args + result, ${fmt(lp.tasks)} tasks): ` +
+      `${fmt(lp.bytesPerInflightTask)} bytes per in-flight task   goal ≤ ${fmt(GOALS.bytesPerInflightTask)}   ${verdict(lp.bytesPerInflightTask <= GOALS.bytesPerInflightTask)}`,
+  );
   return mem;
 }
 
