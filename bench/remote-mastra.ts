@@ -17,9 +17,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DEMO_AGENT_IDS, DEMO_TOOL_NAMES } from '../src/demo/app.js';
-import { toolInstruction } from '../src/demo/model.js';
-import { startDemoServer } from '../src/demo/server.js';
+import { DEMO_AGENT_IDS, DEMO_TOOL_NAMES } from '../demo/app.js';
+import { toolInstruction } from '../demo/model.js';
+import { startDemoServer } from '../demo/server.js';
 
 export const RESULT_MARK = '@@RESULT ';
 const TERMINAL = new Set(['background-task-completed', 'background-task-failed', 'background-task-cancelled']);

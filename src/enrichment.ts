@@ -6,9 +6,9 @@
 // `running` event, under traces.recordArgs), so no payload is held in the cache or in a lookup's answer.
 
 import type { TaskRecord } from './events.js';
-import type { TaskSource } from './sources/types.js';
+import { type RefusedAnswer, SourceError, type TaskSource } from './sources/types.js';
 
-export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded';
+export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded' | RefusedAnswer;
 
 export interface EnrichmentOptions {
   enabled: boolean;
@@ -127,7 +127,7 @@ export class Enricher {
       if (record === null) this.onFailure('not_found', taskId);
       return record ?? undefined;
     } catch (error) {
-      this.onFailure('error', taskId, error);
+      this.onFailure(error instanceof SourceError && error.refused ? error.refused : 'error', taskId, error);
       return undefined;
     }
   }

@@ -13,8 +13,10 @@ import { type Parsed, type TaskEvent, type TaskRecord, parseEvent, parseFrame } 
 import { type Enricher, NEEDS_LOOKUP } from './enrichment.js';
 import type { BridgeMetrics, EventLabel, Exemplar, FinishedSeriesRef } from './metrics.js';
 import type { PlacementResolver } from './placement.js';
-import { type Placement, type SpanWriter, type WrittenSpan, fallbackPlacement } from './spans.js';
+import { type Placement, type WrittenSpan, fallbackPlacement } from './span-ids.js';
+import type { SpanWriter } from './spans.js';
 import type { TaskSink } from './sinks.js';
+import type { StreamMerge } from './stream-merge.js';
 import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';
 
 export interface PipelineDeps {
@@ -30,6 +32,8 @@ export interface PipelineDeps {
   now?: () => number;
   /** Observers of finished tasks (task API, checkpoints); called after the span and count are recorded. */
   sinks?: TaskSink[];
+  /** Exactly-once across several streams (a fleet of replicas); absent with one stream. */
+  merge?: StreamMerge;
 }
 
 const durationOf = (task: FinishedTask): number | undefined =>
@@ -52,14 +56,14 @@ export class Pipeline {
     this.lookupSinks = (deps.sinks ?? []).filter((s) => typeof s.lookedUp === 'function');
   }
 
-  /** An in-process chunk. */
-  chunk(chunk: unknown): void {
-    this.handle(parseEvent(chunk));
+  /** An in-process chunk; `source` names the stream it came on (several streams: see stream-merge.ts). */
+  chunk(chunk: unknown, source?: string): void {
+    this.handle(parseEvent(chunk), source);
   }
 
   /** A remote SSE data field. */
-  frame(data: string): void {
-    this.handle(parseFrame(data, this.deps.maxFrameBytes));
+  frame(data: string, source?: string): void {
+    this.handle(parseFrame(data, this.deps.maxFrameBytes), source);
   }
 
   /** A frame the source dropped before parsing (e.g. oversized). */
@@ -70,6 +74,7 @@ export class Pipeline {
   /** Apply a stored record found by reconciliation (the stream was silent about it). */
   reconcile(record: TaskRecord): Transition[] {
     const outcome = this.deps.tracker.reconcile(record, this.now());
+    if (this.deps.merge !== undefined && this.deps.tracker.get(record.id) === undefined) this.deps.merge.forget(record.id);
     for (const t of outcome.transitions) this.transition(t, record);
     return outcome.transitions;
   }
@@ -83,13 +88,19 @@ export class Pipeline {
     return this.inflight.size;
   }
 
-  private handle(parsed: Parsed<TaskEvent>): void {
+  private handle(parsed: Parsed<TaskEvent>, source: string | undefined): void {
     const observedAt = this.now();
     if (!parsed.ok) {
       this.invalid(parsed.kind, parsed.reason, parsed.detail, observedAt);
       return;
     }
     const event = parsed.value;
+    const merge = this.deps.merge;
+    // Several streams: a repeat of what another stream already delivered never reaches the tracker.
+    if (merge !== undefined && merge.admit(event, source ?? '') === 'repeat') {
+      this.deps.metrics.event(event.kind, 'duplicate', observedAt / 1000);
+      return;
+    }
     let outcome;
     try {
       outcome = this.deps.tracker.apply(event, observedAt);
@@ -98,6 +109,7 @@ export class Pipeline {
       this.deps.metrics.event(event.kind, 'invalid', observedAt / 1000);
       return;
     }
+    if (merge !== undefined && this.deps.tracker.get(event.taskId) === undefined) merge.forget(event.taskId);
     this.deps.metrics.event(event.kind, outcome.result, observedAt / 1000);
     for (const t of outcome.transitions) this.transition(t);
   }

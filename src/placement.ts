@@ -11,7 +11,7 @@
 // telemetry must never wait on a lookup that cannot succeed. A run whose span was not found after every attempt is
 // remembered for a while (bounded): its other tasks fall back at once instead of each waiting out the retries.
 
-import { type ParentMode, type Placement, fallbackPlacement } from './spans.js';
+import { type ParentMode, type Placement, fallbackPlacement } from './span-ids.js';
 import type { SpanRef, TaskSource } from './sources/types.js';
 
 export interface PlacementOptions {

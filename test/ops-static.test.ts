@@ -10,7 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
 import { GENERATED_FILE, readDashboards, renderDashboardTypes } from './support/dashboard-types.js';
+import { AMTOOL_BIN } from './support/alertmanager.js';
 import { panelQueries } from './support/grafana.js';
+import { JAEGER_BIN } from './support/jaeger.js';
+import { peerVersion } from './support/peers.js';
 import { promtool } from './support/prometheus.js';
 
 const RULES_DIR = 'config/rules';
@@ -103,8 +106,31 @@ describe('Prometheus configuration and rules (promtool)', () => {
 
 describe('Alertmanager configuration', () => {
   it('amtool check-config accepts config/alertmanager.yml', () => {
-    const r = run('amtool', ['check-config', 'config/alertmanager.yml']);
+    const r = run(AMTOOL_BIN, ['check-config', 'config/alertmanager.yml']);
     expect(r.code, r.out).toBe(0);
+  });
+});
+
+describe('Jaeger configuration', () => {
+  it('jaeger validate accepts config/jaeger.yaml (the Jaeger v2 the tests run, on the file docker-compose mounts)', () => {
+    const r = run(JAEGER_BIN, ['validate', '--config', 'config/jaeger.yaml']);
+    expect(r.code, r.out).toBe(0);
+  });
+
+  it('listens, by default, where docker-compose expects it; only addresses are variables', () => {
+    const text = readFileSync('config/jaeger.yaml', 'utf8');
+    const defaults = Object.fromEntries([...text.matchAll(/\$\{env:(JAEGER_[A-Z_]+):-([^}]+)\}/g)].map((m) => [m[1], m[2]]));
+    expect(defaults).toEqual({
+      JAEGER_LOG_LEVEL: 'info',
+      JAEGER_QUERY_HTTP_ENDPOINT: '0.0.0.0:16686',
+      JAEGER_QUERY_GRPC_ENDPOINT: '0.0.0.0:16685',
+      JAEGER_HEALTH_ENDPOINT: '0.0.0.0:13133',
+      JAEGER_OTLP_HTTP_ENDPOINT: '0.0.0.0:4318',
+      JAEGER_OTLP_GRPC_ENDPOINT: '0.0.0.0:4317',
+    });
+    const config = parse(text) as { service: { pipelines: { traces: { receivers: string[] } } }; extensions: { jaeger_storage: { backends: Record<string, Record<string, unknown>> } } };
+    expect(config.service.pipelines.traces.receivers).toEqual(['otlp']);
+    expect(Object.values(config.extensions.jaeger_storage.backends).map((b) => Object.keys(b))).toEqual([['memory']]);
   });
 });
 
@@ -131,6 +157,15 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(resolved.services.bridge?.image?.endsWith(`:${pkg.version}`)).toBe(true);
   });
 
+  it('pins Prometheus, Alertmanager and Jaeger to the versions the tests build and run (test/peers/*/go.mod)', () => {
+    // Prometheus 3.x is the Go module v0.3xx.y (v0.316.0 = 3.16.0); Jaeger v2 2.N.0 is the module v1.(63+N).0.
+    const [, major, minor, patch] = /^v0\.(\d)(\d{2})\.(\d+)$/.exec(peerVersion('prometheus')) ?? [];
+    expect(resolved.services.prometheus?.image).toBe(`prom/prometheus:v${major}.${Number(minor)}.${patch}`);
+    expect(resolved.services.alertmanager?.image).toBe(`prom/alertmanager:${peerVersion('alertmanager')}`);
+    const jaegerMinor = Number(peerVersion('jaeger').split('.')[1]) - 63;
+    expect(resolved.services.jaeger?.image).toBe(`jaegertracing/jaeger:2.${jaegerMinor}.0`);
+  });
+
   it('publishes only UI ports, on 127.0.0.1', () => {
     const published = Object.entries(resolved.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => `${name}:${p.split(':').slice(0, 2).join(':')}`));
     expect(published.sort()).toEqual(['alertmanager:127.0.0.1:9093', 'bridge:127.0.0.1:9469', 'grafana:127.0.0.1:3000', 'jaeger:127.0.0.1:16686', 'prometheus:127.0.0.1:9090']);
@@ -147,7 +182,9 @@ describe('docker-compose.yml and the Dockerfile', () => {
     const volumeMounts = (bridge.volumes ?? []).map((v) => v.split(':')).filter(([source]) => !source!.startsWith('/'));
     expect(volumeMounts.some(([, target]) => checkpoint.startsWith(`${target}/`)), 'checkpoint file on a named volume').toBe(true);
     expect(resolved.services['mastra-demo']?.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
-    expect(resolved.services.jaeger?.environment?.COLLECTOR_OTLP_ENABLED).toBe('true');
+    const jaeger = resolved.services.jaeger!;
+    expect(new Map((jaeger.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]])).get('/etc/jaeger/config.yaml')).toBe(resolve('config/jaeger.yaml'));
+    expect(jaeger.command).toEqual(['--config', '/etc/jaeger/config.yaml']);
     const prom = resolved.services.prometheus!;
     expect(prom.command).toContain('--enable-feature=exemplar-storage');
     const mounts = new Map((prom.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]]));
@@ -179,9 +216,15 @@ describe('docker-compose.yml and the Dockerfile', () => {
     }
     const demoStage = text.slice(text.indexOf('AS mastra-demo'), text.indexOf('AS bridge'));
     expect(demoStage).toMatch(/^USER node$/m);
-    expect(demoStage).toContain('CMD ["node", "dist/demo/server.js"]');
-    // dist/demo/server.js exists only if tsconfig.build.json compiles src/demo.
-    expect((JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] }).include).toContain('src');
+    expect(demoStage).toContain('CMD ["node", "dist-demo/server.js"]');
+    // dist-demo/server.js exists only if the build stage compiles demo/ with tsconfig.demo.json (outDir dist-demo).
+    const demoBuild = JSON.parse(readFileSync('tsconfig.demo.json', 'utf8')) as { include: string[]; compilerOptions: { outDir: string } };
+    expect(demoBuild.include).toEqual(['demo']);
+    expect(demoBuild.compilerOptions.outDir).toBe('dist-demo');
+    expect(text).toContain('npm run build:demo');
+    expect(text).toMatch(/^COPY demo \.\/demo$/m);
+    // The shipped build (dist/, package.json "files") holds no demo: tsconfig.build.json compiles src/ only.
+    expect((JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] }).include).toEqual(['src']);
     expect(readFileSync('.dockerignore', 'utf8')).toMatch(/^node_modules$/m);
   });
 
@@ -201,7 +244,6 @@ describe('docker-compose.yml and the Dockerfile', () => {
       for (const spec of specs) {
         if (spec.startsWith('node:')) continue;
         if (spec.startsWith('.')) {
-          if (spec.includes('/demo/')) continue; // demo mode only (no MASTRA_URL): not used by the image
           visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
         } else {
           packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);

@@ -1,7 +1,7 @@
 // PlacementResolver alone: a fake trace lookup, a clock and a sleep the test controls (no timers).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PLACEMENT, PlacementResolver } from '../src/placement.js';
-import { runTraceId } from '../src/spans.js';
+import { runTraceId } from '../src/span-ids.js';
 import type { SpanRef } from '../src/sources/types.js';
 import { RunSpanFinder, toolCallIdOf } from '../src/sources/mastra-traces.js';
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { type DemoServer, startDemoServer } from '../src/demo/server.js';
-import { DEMO_TOOL_NAMES } from '../src/demo/app.js';
-import { toolInstruction } from '../src/demo/model.js';
+import { type DemoServer, startDemoServer } from '../demo/server.js';
+import { DEMO_TOOL_NAMES } from '../demo/app.js';
+import { toolInstruction } from '../demo/model.js';
 import { scrape, total } from './support/metrics-text.js';
 import { waitFor } from './support/poll.js';
 
