@@ -227,15 +227,17 @@ export class Pipeline {
       this.deps.logger.warn({ err: error, taskId: task.taskId }, 'placing a task span failed');
       placed = fallbackPlacement(task, 'run');
     }
-    const { span, exemplar } = this.writeSpan(task, placed);
+    const span = this.deps.spans.write(task, placed);
+    const exemplar = this.exemplarOf(span);
     if (exemplar) this.deps.metrics.exemplarFollows(counted.series, counted.duration, exemplar);
     this.notifyFinished(task, span);
   }
 
   private complete(task: FinishedTask, record: TaskRecord | undefined, where: Placement): void {
     this.settle(task, record);
-    const { span, exemplar } = this.writeSpan(task, where);
-    this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, durationOf(task), exemplar);
+    // The span first: the count carries its exemplar.
+    const span = this.deps.spans.write(task, where);
+    this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, durationOf(task), this.exemplarOf(span));
     this.notifyFinished(task, span);
   }
 
@@ -256,12 +258,11 @@ export class Pipeline {
     return { series: this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, duration, undefined), duration };
   }
 
-  /** Writes the span; its exemplar when it is exported. */
-  private writeSpan(task: FinishedTask, where: Placement): { span: WrittenSpan; exemplar: Exemplar | undefined } {
-    const span: WrittenSpan = this.deps.spans.write(task, where);
-    const exemplar = this.deps.exporting && span.sampled ? { traceId: span.traceId, spanId: span.spanId } : undefined;
-    if (!exemplar) this.deps.metrics.spanOutcome('dropped');
-    return { span, exemplar };
+  /** The count's exemplar: the span, when it is exported (else the span is counted as dropped). */
+  private exemplarOf(span: WrittenSpan): Exemplar | undefined {
+    if (this.deps.exporting && span.sampled) return { traceId: span.traceId, spanId: span.spanId };
+    this.deps.metrics.spanOutcome('dropped');
+    return undefined;
   }
 
   private notifyFinished(task: FinishedTask, span: WrittenSpan): void {

@@ -37,6 +37,8 @@ export interface TaskPage {
 export interface SpanRef {
   traceId: string;
   spanId: string;
+  /** How long after it started Mastra stored the span (its createdAt − startedAt, both Mastra's clock), when known. */
+  storedAfterMs?: number;
 }
 
 /** Where the source delivers what it receives. Every call is synchronous and never throws. */
