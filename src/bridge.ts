@@ -359,6 +359,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       heartbeatMs: config.events.heartbeatSeconds * 1000,
       maxClientBufferBytes: config.events.maxClientBufferBytes,
       maxClients: config.events.maxClients,
+      connectLimit: config.events.connectLimit,
+      openingDrainMs: config.events.openingDrainMs,
     },
     board: { traceUrlTemplate: config.board.traceUrlTemplate },
     auth: { apiTokens: config.api.tokens, metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [] },

@@ -158,6 +158,12 @@ export const ConfigSchema = z.strictObject({
       /** Bytes queued for one client that does not read before it is dropped. */
       maxClientBufferBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
       maxClients: int(1, 100_000).default(100),
+      /** Connects per client address per window (429 past it); max 0 turns the limit off. */
+      connectLimit: z
+        .strictObject({ max: int(0, 1_000_000).default(60), timeWindowMs: int(1_000, 86_400_000).default(60_000) })
+        .prefault({}),
+      /** Time a client has to take an opening (snapshot or replay) larger than maxClientBufferBytes before it is dropped. */
+      openingDrainMs: int(100, 600_000).default(10_000),
     })
     .prefault({}),
   board: z

@@ -60,8 +60,9 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_api_cache_total',
 ] as const;
 
-/** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
-export const SSE_DROP_REASONS = ['slow', 'max_clients'] as const;
+/** Why an `/api/events` client was dropped or refused: it did not read (`slow`), the client cap was reached, or its
+ * address passed the connect limit. */
+export const SSE_DROP_REASONS = ['slow', 'max_clients', 'rate_limited'] as const;
 export type SseDropReason = (typeof SSE_DROP_REASONS)[number];
 /** Routes of the task API, the only values of its `route` label (the matched pattern, never the raw URL). */
 export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
@@ -443,7 +444,7 @@ export class BridgeMetrics {
     });
     this.sseDropped = new Counter({
       name: 'mastra_task_bridge_sse_dropped_clients_total',
-      help: 'Clients of /api/events dropped because they did not read (slow: their buffer passed its cap) or refused at the client cap (max_clients).',
+      help: 'Clients of /api/events dropped because they did not read (slow: their buffer passed its cap, or their opening did not drain in time), or refused at the client cap (max_clients) or the per-address connect limit (rate_limited).',
       labelNames: ['reason'],
       registers,
     });

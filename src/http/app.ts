@@ -34,7 +34,14 @@ export interface AppDeps {
   status: () => BridgeStatus;
   logger?: Logger;
   /** `/api/events` and the live board; without it `/` shows the landing part only. */
-  events?: { hub: EventHub; heartbeatMs: number; maxClientBufferBytes: number; maxClients: number };
+  events?: {
+    hub: EventHub;
+    heartbeatMs: number;
+    maxClientBufferBytes: number;
+    maxClients: number;
+    connectLimit?: { max: number; timeWindowMs: number };
+    openingDrainMs?: number;
+  };
   board?: { traceUrlTemplate: string };
   /** Bearer tokens for /api/* and /metrics; none: both open. */
   auth?: AuthOptions;
