@@ -363,7 +363,12 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       openingDrainMs: config.events.openingDrainMs,
     },
     board: { traceUrlTemplate: config.board.traceUrlTemplate },
-    auth: { apiTokens: config.api.tokens, metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [] },
+    auth: {
+      apiTokens: config.api.tokens,
+      metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [],
+      allowAnonymous: config.api.allowAnonymous,
+      failureLimit: config.api.failedAuthLimit,
+    },
     tasks: { source, config: config.api, metrics, spans: spanIndex },
   });
 

@@ -58,6 +58,7 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_api_requests_total',
   'mastra_task_bridge_api_rate_limited_total',
   'mastra_task_bridge_api_cache_total',
+  'mastra_task_bridge_auth_failures_total',
 ] as const;
 
 /** Why an `/api/events` client was dropped or refused: it did not read (`slow`), the client cap was reached, or its
@@ -186,6 +187,7 @@ export class BridgeMetrics {
   private readonly apiRequests: Counter<'route' | 'code'>;
   private readonly apiRateLimited: Counter;
   private readonly apiCache: Counter<'result'>;
+  private readonly authFailures: Counter<'result'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -469,6 +471,13 @@ export class BridgeMetrics {
       registers,
     });
     for (const result of ['hit', 'miss']) this.apiCache.inc({ result }, 0);
+    this.authFailures = new Counter({
+      name: 'mastra_task_bridge_auth_failures_total',
+      help: 'Requests refused for a missing or wrong bearer token (rejected: 401), or refused without a check after too many from one address (rate_limited: 429).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['rejected', 'rate_limited']) this.authFailures.inc({ result }, 0);
     new Gauge({
       name: 'mastra_task_bridge_build_info',
       help: 'Build information; the value is always 1.',
@@ -683,6 +692,10 @@ export class BridgeMetrics {
 
   apiRateLimitedRequest(): void {
     this.apiRateLimited.inc();
+  }
+
+  authFailed(result: 'rejected' | 'rate_limited'): void {
+    this.authFailures.inc({ result });
   }
 
   apiCacheLookup(result: 'hit' | 'miss'): void {

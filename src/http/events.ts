@@ -209,6 +209,7 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
         connection: 'keep-alive',
         // nginx and similar proxies buffer responses unless told not to.
         'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
       });
       raw.socket?.setNoDelay(true);
       const c: Client = { raw, closed: false, unsubscribe: () => undefined, allowance: 0 };
