@@ -347,9 +347,16 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       heartbeatMs: config.events.heartbeatSeconds * 1000,
       maxClientBufferBytes: config.events.maxClientBufferBytes,
       maxClients: config.events.maxClients,
+      connectLimit: config.events.connectLimit,
+      openingDrainMs: config.events.openingDrainMs,
     },
     board: { traceUrlTemplate: config.board.traceUrlTemplate },
-    auth: { apiTokens: config.api.tokens, metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [] },
+    auth: {
+      apiTokens: config.api.tokens,
+      metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [],
+      allowAnonymous: config.api.allowAnonymous,
+      failureLimit: config.api.failedAuthLimit,
+    },
     tasks: { source, config: config.api, metrics, spans: spanIndex },
   });
 

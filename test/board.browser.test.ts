@@ -176,4 +176,23 @@ describeWith([CHROMIUM], 'the task board in headless Chromium', () => {
     });
     await fresh.close();
   });
+
+  it('runs under its Content-Security-Policy with no violation, and a malformed #token= asks for a token instead of hanging', async () => {
+    const page = await browser.newPage();
+    const violations: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
+    });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${securedBase}/#token=%E0%A4%A`);
+    await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'unauthorized', { message: 'board asks for a token' });
+    expect(await page.isVisible('#token-form')).toBe(true);
+    await page.fill('#token-input', TOKEN);
+    await page.click('#token-form button');
+    await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'live', { message: 'connected with the pasted token' });
+    expect(errors).toEqual([]);
+    expect(violations).toEqual([]);
+    await page.close();
+  });
 });

@@ -141,6 +141,20 @@ function formatValidation(errors: FastifySchemaValidationError[], dataVar: strin
   return badRequest(`${dataVar}${field ? `/${field}` : ''} ${reason}`);
 }
 
+/**
+ * The order of a merged page: by `col` in `dir`, tasks without a value last whatever the direction (a task not yet
+ * completed has no completedAt), then by id so equal times have one order.
+ */
+export function byColumn(col: DateColumn, dir: 'asc' | 'desc'): (a: TaskRecord, b: TaskRecord) => number {
+  const sign = dir === 'asc' ? 1 : -1;
+  return (a, b) => {
+    const x = a[col];
+    const y = b[col];
+    if (x === undefined || y === undefined) return x === y ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : x === undefined ? 1 : -1;
+    return sign * (x - y) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  };
+}
+
 function iso(ms: number | undefined): string | undefined {
   // Date's range is ±8.64e15 ms; beyond it toISOString throws.
   return ms !== undefined && Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : undefined;
@@ -281,6 +295,11 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
       const page = q.page ?? 0;
       const perPage = Math.min(q.perPage ?? DEFAULT_PER_PAGE, config.maxPerPage);
       const statuses = q.status ? [...new Set(q.status)].sort() : [];
+      // Ajv's date-time format admits what Date cannot read (a leap second `23:59:60Z`, an offset `+01`): Mastra would
+      // answer 500 (remote) or nothing (in process). Refuse them here.
+      for (const f of ['fromDate', 'toDate'] as const) {
+        if (q[f] !== undefined && Number.isNaN(Date.parse(q[f]))) throw badRequest(`querystring/${f} is not a date-time this server can read (use e.g. 2025-01-31T12:00:00Z)`);
+      }
       if (q.fromDate && q.toDate && Date.parse(q.toDate) < Date.parse(q.fromDate)) throw badRequest('querystring/toDate must not be before fromDate');
       if (source.kind === 'remote' && statuses.length > 1 && page > 0) {
         // A Mastra server filters on one status per request; the bridge merges page 0 of each, not deeper pages.
@@ -298,11 +317,10 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
         result = await lookup(`list\u0000${JSON.stringify(query)}`, async (signal) => {
           const found: TaskPage = await source.listTasks(query, signal);
           let tasks = found.tasks;
-          if (tasks.length > perPage) {
-            // Several statuses from a remote Mastra arrive as one page per status: merge in the asked order, keep a page.
-            const col = query.orderBy!;
-            const dir = query.orderDirection === 'asc' ? 1 : -1;
-            tasks = [...tasks].sort((a, b) => dir * ((a[col] ?? 0) - (b[col] ?? 0))).slice(0, perPage);
+          if (source.kind === 'remote' && statuses.length > 1) {
+            // Several statuses from a remote Mastra arrive as one page per status: merge in the asked order (also when
+            // the union fits one page: it came grouped by status), keep a page.
+            tasks = [...tasks].sort(byColumn(query.orderBy!, query.orderDirection ?? 'desc')).slice(0, perPage);
           }
           if (found.invalid > 0) request.log.warn({ invalid: found.invalid }, 'Mastra returned task records the bridge could not read; left out');
           return { tasks: tasks.map(shown), total: found.total };
