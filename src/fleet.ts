@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { TaskRecord } from './events.js';
 import type { SourceSession } from './source-session.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './sources/types.js';
+import { LogThrottle } from './log-throttle.js';
 
 /** Every address of a host name (A and AAAA), through the system resolver (hosts file, DNS). */
 export type Resolver = (hostname: string) => Promise<string[]>;
@@ -61,7 +62,7 @@ export class Fleet implements TaskSource {
   private timer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
   private nextStore = 0;
-  private resolveFailures = 0;
+  private readonly resolveFailureLog = new LogThrottle(1, 20);
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly options: FleetOptions) {
@@ -128,7 +129,7 @@ export class Fleet implements TaskSource {
       } catch (error) {
         // Keep following the last known addresses: a DNS hiccup must not drop every replica.
         for (const m of this.members.values()) if (m.url.startsWith(`${d.template.protocol}//`)) keep.add(m.url);
-        if (this.resolveFailures++ % 20 === 0) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: resolving the Mastra name failed; keeping the servers found before');
+        if (this.resolveFailureLog.take()) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: resolving the Mastra name failed; keeping the servers found before');
         continue;
       }
       for (const address of addresses) {

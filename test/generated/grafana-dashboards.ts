@@ -1357,6 +1357,18 @@ export const mastraTaskBridgeHealth = {
           "range": true,
           "instant": false,
           "editorMode": "code"
+        },
+        {
+          "refId": "C",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum by (result) (rate(mastra_task_bridge_auth_failures_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "auth {{result}}",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
         }
       ],
       "fieldConfig": {
@@ -2344,6 +2356,18 @@ export const mastraTaskBridgeHealthPanels = [
         },
         "expr": "sum(rate(mastra_task_bridge_api_rate_limited_total{instance=~\"$instance\"}[$__rate_interval]))",
         "legendFormat": "rate limited",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      },
+      {
+        "refId": "C",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum by (result) (rate(mastra_task_bridge_auth_failures_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "auth {{result}}",
         "range": true,
         "instant": false,
         "editorMode": "code"
