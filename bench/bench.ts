@@ -24,17 +24,17 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { startBridge, trackerOptions } from '../src/bridge.js';
+import { startBridge } from '../src/bridge.js';
 import { ConfigSchema } from '../src/config.js';
-import { Enricher } from '../src/enrichment.js';
 import { parseFrame, parseTaskRecord } from '../src/events.js';
 import { BridgeMetrics } from '../src/metrics.js';
-import { Pipeline } from '../src/pipeline.js';
-import { PlacementResolver } from '../src/placement.js';
-import { SpanWriter, type WrittenSpan } from '../src/spans.js';
+import type { Pipeline } from '../src/pipeline.js';
+import type { WrittenSpan } from '../src/span-ids.js';
+import type { SpanWriter } from '../src/spans.js';
 import type { TaskSink } from '../src/sinks.js';
 import { TaskTracker } from '../src/tracker.js';
 import { VERSION } from '../src/version.js';
+import { trackerOptions, wirePipeline } from '../src/wiring.js';
 import {
   BenchSource,
   FakeManager,
@@ -268,10 +268,9 @@ async function inProcessSourceThroughput(gc: Gc | undefined): Promise<RoundResul
 type Stage = 'parse+tracker (no-op metrics, no-op spans)' | '+ real metrics' | '+ real SpanWriter (no processor)' | '+ BatchSpanProcessor + OTLP protobuf serialise';
 const STAGES: Stage[] = ['parse+tracker (no-op metrics, no-op spans)', '+ real metrics', '+ real SpanWriter (no processor)', '+ BatchSpanProcessor + OTLP protobuf serialise'];
 
-/** A bare Pipeline wired like startBridge() does (enrichment off, placement run), with parts swapped for no-ops. */
+/** A bare Pipeline wired by startBridge()'s own wiring (enrichment off, placement run), with parts swapped for no-ops. */
 function stagePipeline(stage: number): { pipeline: Pipeline; flush: () => Promise<void>; exporter?: SerialisingExporter } {
   const config = ConfigSchema.parse({ enrichment: { enabled: false }, traces: { parent: 'run' } });
-  const source = new BenchSource();
   const tracker = new TaskTracker(trackerOptions(config));
   const noop = (): void => undefined;
   const metrics =
@@ -290,26 +289,13 @@ function stagePipeline(stage: number): { pipeline: Pipeline; flush: () => Promis
   const exporter = stage >= 3 ? new SerialisingExporter() : undefined;
   const tracing = benchTracing(exporter);
   const fixed: WrittenSpan = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), sampled: true };
-  const spans =
-    stage >= 2
-      ? new SpanWriter(tracing, {
-          recordArgs: config.traces.recordArgs,
-          recordResult: config.traces.recordResult,
-          recordOutput: config.traces.recordOutput,
-          maxPayloadLength: config.traces.maxPayloadLength,
-          maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
-        })
-      : ({ write: () => fixed } as unknown as SpanWriter);
-  const pipeline = new Pipeline({
+  const { pipeline } = wirePipeline(config, {
+    source: new BenchSource(),
     tracker,
     metrics,
-    spans,
-    enricher: new Enricher(source, config.enrichment, noop),
-    placement: new PlacementResolver(source, { mode: 'run', attempts: 1, retryDelayMs: 0, timeoutMs: 1000 }),
+    tracing,
     logger: silent,
-    exporting: true,
-    maxFrameBytes: config.source.maxFrameBytes,
-    sinks: [],
+    ...(stage >= 2 ? {} : { spans: { write: () => fixed } as unknown as SpanWriter }),
   });
   return { pipeline, flush: () => tracing.forceFlush(), ...(exporter ? { exporter } : {}) };
 }
@@ -480,8 +466,8 @@ const MASTRA_TASKS = Number(process.env['BENCH_MASTRA_TASKS'] ?? 1000);
 async function mastraChild(): Promise<MastraResult> {
   process.env['MASTRA_TELEMETRY_DISABLED'] = 'true';
   const gc = getGc();
-  const { createDemoMastra, shutdownDemoMastra } = await import('../src/demo/app.js');
-  const { dispatchQuickTask } = await import('../src/demo/workload.js');
+  const { createDemoMastra, shutdownDemoMastra } = await import('../demo/app.js');
+  const { dispatchQuickTask } = await import('../demo/workload.js');
   const TERMINAL = new Set(['background-task-completed', 'background-task-failed', 'background-task-cancelled']);
   const agents = ['bench-agent-a', 'bench-agent-b', 'bench-agent-c'];
   const tools = ['quick_task', 'quick_lookup'];

@@ -4,20 +4,27 @@
 // Owns: names, help, label sets, buckets, bounded label values, and rendering (OpenMetrics with exemplars when the
 // scraper asks for it, Prometheus text 0.0.4 otherwise). Must not: know about events, spans or HTTP.
 
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import client, { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { EVENT_KINDS, FINAL_STATUSES, type FinalStatus } from './events.js';
+import { FAST_PATHS, type FastPath, type FastPaths } from './fast-paths.js';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
+import { familyHeader, histogramLines } from './exposition.js';
+import {
+  type HistogramSeriesState,
+  type PendingExemplar,
+  countPromFallback,
+  counterAdd,
+  histogramUpperBounds,
+  histogramSeries,
+  histogramWrite,
+  promFastPathActive,
+} from './prom-fast.js';
 import type { OpenCount, OpenTask } from './tracker.js';
 
 export const EVENT_RESULTS = ['applied', 'duplicate', 'out_of_order', 'invalid'] as const;
 export type EventResult = (typeof EVENT_RESULTS)[number];
 export type EventLabel = (typeof EVENT_KINDS)[number] | 'unknown';
-
-/** Bucket choices (seconds). Durations reach past Mastra's default 5-minute timeout up to an hour: a task stuck at
- * its timeout must land in a finite bucket, not only in +Inf. Queue waits are short unless concurrency saturates.
- * Suspensions wait for a human or another system: minutes to a day. */
-export const DEFAULT_DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
-export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
-export const DEFAULT_SUSPENDED_BUCKETS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400];
 
 /** Every metric family name this module defines (bridge-specific; process_/nodejs_ defaults come from prom-client). */
 export const METRIC_NAMES = [
@@ -46,6 +53,9 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_api_requests_total',
   'mastra_task_bridge_api_rate_limited_total',
   'mastra_task_bridge_api_cache_total',
+  'mastra_task_bridge_fast_path_info',
+  'mastra_task_bridge_fast_path_fallbacks_total',
+  'mastra_task_bridge_future_timestamps_total',
 ] as const;
 
 /** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
@@ -56,10 +66,21 @@ export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
 
 /** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
 export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
-  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized',
+  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized', 'not_event_stream', 'redirect',
 ]);
 
+/** Why a task lookup failed: the first three, or an answer refused unread (RefusedAnswer in sources/types.ts). */
+export const ENRICHMENT_FAILURE_REASONS = ['error', 'not_found', 'overloaded', 'too_large', 'redirect', 'wrong_id'] as const;
+export type EnrichmentFailureReason = (typeof ENRICHMENT_FAILURE_REASONS)[number];
+
 export const OVERFLOW_LABEL_VALUE = '_other';
+/** Values of the overflow counter's `label`: a label past its distinct values, or a pair past the pair cap. */
+export const OVERFLOW_LABELS = ['agent_id', 'tool_name', 'series'] as const;
+/**
+ * (agent_id, tool_name) pairs kept before new ones fold into `_other`. At 1,000 pairs a scrape is about 110,000 lines
+ * (the duration histogram alone 72,000): see the README's Performance section for its render time.
+ */
+export const DEFAULT_MAX_SERIES = 1000;
 const MAX_LABEL_VALUE_LENGTH = 128;
 
 export interface MetricsOptions {
@@ -69,6 +90,8 @@ export interface MetricsOptions {
   suspendedBuckets?: number[];
   /** Distinct values allowed per label (agent_id, tool_name) before new ones fold into `_other`. */
   maxLabelValues?: number;
+  /** Distinct (agent_id, tool_name) pairs before new pairs fold into `_other` (see pair()). */
+  maxSeries?: number;
   /** process_* and nodejs_* collectors. */
   defaultMetrics?: boolean;
   /** Open tasks by agent, tool and phase, read at scrape time. */
@@ -80,6 +103,8 @@ export interface MetricsOptions {
   pendingTasks?: () => Iterable<{ agentId: string; toolName: string; count: number }>;
   /** Clients connected to `/api/events`, read at scrape time. */
   sseClients?: () => number;
+  /** The fast-path register (fast-paths.ts), read at scrape time. */
+  fastPaths?: FastPaths;
 }
 
 export interface Exemplar {
@@ -99,49 +124,20 @@ interface Pair {
 }
 
 type ExemplarLabels = Record<string, string>;
-interface PendingExemplar {
-  labelSet: ExemplarLabels;
-  value: number;
-  timestamp: number;
-}
+/** A finished series as taskFinished() returns it, for exemplarFollows(). */
+export type FinishedSeriesRef = object;
 
 /**
  * One (agent_id, tool_name, status) series of the finished counter and the duration histogram, kept here and handed
  * to prom-client in their collect() (see flushFinished): what prom-client's inc()/observe() with exemplars would have
- * stored, without their per-call label hashing, validation, closures and exemplar objects.
+ * stored, without their per-call label hashing, validation, closures and exemplar objects (src/prom-fast.ts).
  */
-interface FinishedSeries {
+interface FinishedSeries extends HistogramSeriesState {
   labels: StatusLabels;
   /** Counter increments not yet handed over, and the exemplar of the last one (an empty set when it had none). */
   finished: number;
   exemplar: PendingExemplar | undefined;
-  /** The histogram series, whole (prom-client's entry is overwritten from it): the same additions in the same order. */
-  count: number;
-  sum: number;
-  /** Per upper bound, not cumulative (prom-client's bucketValues); exemplars per bound, the last one for +Inf. */
-  buckets: number[];
-  bucketExemplars: (PendingExemplar | undefined)[];
   dirty: boolean;
-  /** prom-client's hashMap entry for this series, and the hashMap it lives in (reset() replaces the map). */
-  entry: HistogramEntry | undefined;
-  entryMap: unknown;
-}
-
-/** prom-client 15.1 (pinned) internals written by flushFinished(). */
-interface HistogramEntry {
-  labels: unknown;
-  sum: number;
-  count: number;
-  bucketValues: Record<string, number>;
-  bucketExemplars?: Record<string, PendingExemplar | null>;
-}
-interface CounterInternals {
-  incWithoutExemplar(labels: StatusLabels, value: number): { labelHash: string };
-  hashMap: Record<string, { exemplar?: PendingExemplar }>;
-}
-interface HistogramInternals {
-  hashMap: Record<string, HistogramEntry>;
-  upperBounds: number[];
 }
 
 const EVENT_LABELS: readonly EventLabel[] = [...EVENT_KINDS, 'unknown'];
@@ -182,7 +178,7 @@ export class BridgeMetrics {
   private readonly suspended: Histogram<'agent_id' | 'tool_name'>;
   private readonly outputChunks: Counter<'agent_id' | 'tool_name'>;
   private readonly sourceUpGauge: Gauge;
-  private readonly reconnects: Counter<'reason'>;
+  private readonly reconnects: Counter<'source' | 'reason'>;
   private readonly events: Counter<'event' | 'result'>;
   private readonly lastEvent: Gauge;
   private readonly reconciledCounter: Counter<'status'>;
@@ -195,6 +191,7 @@ export class BridgeMetrics {
   private readonly apiRequests: Counter<'route' | 'code'>;
   private readonly apiRateLimited: Counter;
   private readonly apiCache: Counter<'result'>;
+  private readonly futureTimestamps: Counter<'where'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -209,6 +206,10 @@ export class BridgeMetrics {
   private readonly durationBounds: number[];
   private readonly dirtySeries: FinishedSeries[] = [];
   private renderQueue: Promise<unknown> = Promise.resolve();
+  private readonly fast: boolean;
+  /** Histogram families rendered by src/exposition.ts a slice at a time (when the fast path is on). */
+  private readonly slicedHistograms = new Map<unknown, { help: string; bounds: number[]; series: () => HistogramSeriesState[] }>();
+  private readonly maxSeries: number;
 
   constructor(opts: MetricsOptions) {
     // Exemplars need an OpenMetrics registry at construction; render() switches the format per scrape.
@@ -225,9 +226,10 @@ export class BridgeMetrics {
       registers,
     });
     const max = opts.maxLabelValues ?? 200;
+    this.maxSeries = opts.maxSeries ?? DEFAULT_MAX_SERIES;
     this.agents = new LabelBound('agent_id', max, this.labelOverflow);
     this.tools = new LabelBound('tool_name', max, this.labelOverflow);
-    for (const label of ['agent_id', 'tool_name']) this.labelOverflow.inc({ label }, 0);
+    for (const label of OVERFLOW_LABELS) this.labelOverflow.inc({ label }, 0);
 
     const pairs = this.pairsByLabel;
     const flushFinished = (): void => this.flushFinished();
@@ -254,7 +256,7 @@ export class BridgeMetrics {
     });
     this.duration = new Histogram({
       name: 'mastra_background_task_duration_seconds',
-      help: 'Background task duration from first start to completion, by final status.',
+      help: DURATION_HELP,
       labelNames: ['agent_id', 'tool_name', 'status'],
       buckets: opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS,
       enableExemplars: true,
@@ -262,7 +264,8 @@ export class BridgeMetrics {
       collect: flushFinished,
     });
     // The same upper bounds, in the same order, as the histogram's own bucket search (flushFinished writes by index).
-    this.durationBounds = [...(this.duration as unknown as HistogramInternals).upperBounds];
+    this.durationBounds = histogramUpperBounds(this.duration, opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS);
+    this.fast = promFastPathActive();
     this.queueWait = new Histogram({
       name: 'mastra_background_task_queue_wait_seconds',
       help: 'Time a background task waited between creation and its first start.',
@@ -279,8 +282,7 @@ export class BridgeMetrics {
     });
     const openTasks = opts.openTasks;
     const pendingTasks = opts.pendingTasks;
-    const agents = this.agents;
-    const tools = this.tools;
+    const peek = (agentId: string, toolName: string): Labels => this.peekPair(agentId, toolName);
     const knownPairs = this.knownPairs;
     new Gauge({
       name: 'mastra_background_tasks',
@@ -296,11 +298,11 @@ export class BridgeMetrics {
         }
         for (const c of openTasks?.() ?? []) {
           if (c.count === 0) continue;
-          this.inc({ agent_id: agents.peek(c.agentId), tool_name: tools.peek(c.toolName), status: c.phase }, c.count);
+          this.inc({ ...peek(c.agentId, c.toolName), status: c.phase }, c.count);
         }
         if (pendingTasks) {
           for (const c of pendingTasks()) {
-            this.inc({ agent_id: agents.peek(c.agentId), tool_name: tools.peek(c.toolName), status: 'pending' }, c.count);
+            this.inc({ ...peek(c.agentId, c.toolName), status: 'pending' }, c.count);
           }
         }
       },
@@ -322,8 +324,7 @@ export class BridgeMetrics {
           if (task.phase === 'pending') continue; // waiting in Mastra's queue, not running: its age is not a run's
           const since = task.phase === 'suspended' ? task.suspendedAt : (task.lastResumedAt ?? task.startedAt ?? task.info?.startedAt ?? task.firstSeenAt);
           const age = Math.max(0, (t - (since ?? task.firstSeenAt)) / 1000);
-          const agent_id = agents.peek(task.agentId);
-          const tool_name = tools.peek(task.toolName);
+          const { agent_id, tool_name } = peek(task.agentId, task.toolName);
           const key = `${agent_id}\u0000${tool_name}\u0000${task.phase}`;
           const cur = max.get(key);
           if (!cur || age > cur.age) max.set(key, { agent_id, tool_name, status: task.phase, age });
@@ -349,7 +350,7 @@ export class BridgeMetrics {
           const timeout = task.info?.timeoutMs;
           if (task.phase !== 'running' || timeout === undefined) continue;
           const since = task.lastResumedAt ?? task.startedAt ?? task.info?.startedAt ?? task.firstSeenAt;
-          if (t - since > timeout) this.inc({ agent_id: agents.peek(task.agentId), tool_name: tools.peek(task.toolName) });
+          if (t - since > timeout) this.inc(peek(task.agentId, task.toolName));
         }
       },
     });
@@ -366,16 +367,17 @@ export class BridgeMetrics {
         }
       },
     });
+    // One series per Mastra server followed (`host:port`, or `in-process`): one dead replica shows, and pages, as itself.
     this.sourceUpGauge = new Gauge({
       name: 'mastra_task_bridge_source_up',
-      help: '1 when the bridge is connected to the Mastra background-task stream, else 0.',
+      help: '1 when the bridge is connected to this Mastra server\'s background-task stream, else 0 (one series per server followed).',
+      labelNames: ['source'],
       registers,
     });
-    this.sourceUpGauge.set(0);
     this.reconnects = new Counter({
       name: 'mastra_task_bridge_source_reconnects_total',
-      help: 'Times the upstream stream ended or a connection attempt failed, by reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
-      labelNames: ['reason'],
+      help: 'Times a Mastra server\'s stream ended or a connection attempt failed, by server and reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
+      labelNames: ['source', 'reason'],
       registers,
     });
     const eventCounts = this.eventCounts;
@@ -425,7 +427,14 @@ export class BridgeMetrics {
       labelNames: ['reason'],
       registers,
     });
-    for (const reason of ['error', 'not_found', 'overloaded']) this.enrichmentFailures.inc({ reason }, 0);
+    for (const reason of ENRICHMENT_FAILURE_REASONS) this.enrichmentFailures.inc({ reason }, 0);
+    this.futureTimestamps = new Counter({
+      name: 'mastra_task_bridge_future_timestamps_total',
+      help: 'completedAt values further ahead of the bridge clock than the tolerance, clamped before they could move the checkpoint watermark or the reconcile scan cursor into the future.',
+      labelNames: ['where'],
+      registers,
+    });
+    for (const where of ['checkpoint', 'reconcile']) this.futureTimestamps.inc({ where }, 0);
     this.evicted = new Counter({
       name: 'mastra_task_bridge_evicted_tasks_total',
       help: 'Open tasks dropped from memory because the tracked-task cap was reached.',
@@ -480,16 +489,63 @@ export class BridgeMetrics {
       labelNames: ['version', 'nodejs_version'],
       registers,
     }).set({ version: opts.version, nodejs_version: process.version }, 1);
+    // Library bypasses (fast-paths.ts): which are in use, and how often a per-call one handed a call back to the
+    // library. A path turning inactive after an upgrade is the signal to read docs/upgrading.md.
+    const fastPaths = opts.fastPaths;
+    new Gauge({
+      name: 'mastra_task_bridge_fast_path_info',
+      help: 'Fast paths that reach into a pinned library\'s private parts, by whether each is active (1 per reported path; active="false": the library\'s public path is used).',
+      labelNames: ['path', 'active'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of fastPaths?.list() ?? []) this.set({ path: s.path, active: String(s.active) }, 1);
+      },
+    });
+    const fallbacksSeen = new Map<FastPath, number>();
+    new Counter({
+      name: 'mastra_task_bridge_fast_path_fallbacks_total',
+      help: 'Calls a fast path handed back to the library (e.g. OTLP requests the bridge\'s encoder did not expect, encoded by the SDK instead).',
+      labelNames: ['path'],
+      registers,
+      collect() {
+        for (const path of Object.keys(FAST_PATHS) as FastPath[]) {
+          const n = fastPaths?.fallbacks(path) ?? 0;
+          this.inc({ path }, n - (fallbacksSeen.get(path) ?? 0));
+          fallbacksSeen.set(path, n);
+        }
+      },
+    });
+
+    const pairsInOrder = (): FinishedSeries[] => [...pairs.values()].flatMap((p) => FINAL_STATUSES.map((st) => p.byStatus[st]));
+    this.slicedHistograms.set(this.duration, { help: DURATION_HELP, bounds: this.durationBounds, series: pairsInOrder });
+    for (const h of [this.queueWait, this.suspended]) {
+      const help = (h as unknown as { help: string }).help;
+      this.slicedHistograms.set(h, { help, bounds: histogramUpperBounds(h, []), series: () => histogramSeries(h) ?? [] });
+    }
 
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry as unknown as Registry });
   }
 
+  /**
+   * The series pair of (agent, tool): both values bounded per label (maxLabelValues), and the pairs themselves bounded
+   * (maxSeries): 200 agents × 200 tools would otherwise be 40,000 pairs, 160,000 finished series and 2.9 million
+   * histogram lines. Past the pair cap a new pair folds into (agent, `_other`) when that pair exists, else into
+   * (`_other`, `_other`), so there are never more than maxSeries + 1 pairs; each fold is counted (label="series").
+   */
   private pair(agentId: string, toolName: string): Pair {
     const hit = this.pairsByRaw.get(agentId)?.get(toolName);
     if (hit !== undefined) return hit;
-    const agent_id = this.agents.value(agentId);
-    const tool_name = this.tools.value(toolName);
-    const key = `${agent_id}\u0000${tool_name}`;
+    let agent_id = this.agents.value(agentId);
+    let tool_name = this.tools.value(toolName);
+    let key = `${agent_id}\u0000${tool_name}`;
+    let folded = agent_id === OVERFLOW_LABEL_VALUE || tool_name === OVERFLOW_LABEL_VALUE;
+    if (!this.knownPairs.has(key) && this.knownPairs.size >= this.maxSeries) {
+      this.labelOverflow.inc({ label: 'series' });
+      folded = true;
+      ({ agent_id, tool_name } = this.foldPair(agent_id));
+      key = `${agent_id}\u0000${tool_name}`;
+    }
     let p = this.pairsByLabel.get(key);
     if (p === undefined) {
       const labels: Labels = { agent_id, tool_name };
@@ -519,8 +575,8 @@ export class BridgeMetrics {
       this.outputChunks.inc(p.labels, 0);
       for (const status of FINAL_STATUSES) this.finished.inc({ labels: { ...p.labels, status }, value: 0 });
     }
-    // Cache by raw values only when neither folded into `_other` (folding is counted per occurrence).
-    if (agent_id !== OVERFLOW_LABEL_VALUE && tool_name !== OVERFLOW_LABEL_VALUE) {
+    // Cache by raw values only when nothing folded into `_other` (folding is counted per occurrence).
+    if (!folded) {
       let tools = this.pairsByRaw.get(agentId);
       if (tools === undefined) this.pairsByRaw.set(agentId, (tools = new Map()));
       tools.set(toolName, p);
@@ -528,24 +584,50 @@ export class BridgeMetrics {
     return p;
   }
 
+  /** Where a pair past the pair cap goes: (agent, `_other`) when that pair exists, else (`_other`, `_other`). */
+  private foldPair(agent_id: string): Labels {
+    return this.knownPairs.has(`${agent_id}\u0000${OVERFLOW_LABEL_VALUE}`)
+      ? { agent_id, tool_name: OVERFLOW_LABEL_VALUE }
+      : { agent_id: OVERFLOW_LABEL_VALUE, tool_name: OVERFLOW_LABEL_VALUE };
+  }
+
+  /** The pair's labels as pair() would give them, without admitting or counting anything: for scrape-time gauges. */
+  private peekPair(agentId: string, toolName: string): Labels {
+    const hit = this.pairsByRaw.get(agentId)?.get(toolName);
+    if (hit !== undefined) return hit.labels;
+    const agent_id = this.agents.peek(agentId);
+    const tool_name = this.tools.peek(toolName);
+    const p = this.pairsByLabel.get(`${agent_id}\u0000${tool_name}`);
+    return p !== undefined ? p.labels : this.foldPair(agent_id);
+  }
+
   taskStarted(agentId: string, toolName: string): void {
     this.pair(agentId, toolName).started++;
   }
 
-  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
+  /** Returns the series counted, for exemplarFollows (opaque to callers). */
+  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): FinishedSeriesRef {
     const series = this.pair(agentId, toolName).byStatus[status];
     // What prom-client's inc()/observe() with exemplars store, in the same order (see flushFinished). A task without
     // an exported span leaves the last exemplar alone: an empty label set would replace the last trace link and
     // render `# {}` (what prom-client's counter does with inc({ exemplarLabels: {} })).
     const timestamp = Date.now() / 1000;
     const labelSet: ExemplarLabels | undefined = exemplar ? { trace_id: exemplar.traceId, span_id: exemplar.spanId } : undefined;
+    if (!this.fast) {
+      // prom-client's internals are not as pinned (src/prom-fast.ts): its public API, slower but always right.
+      countPromFallback();
+      this.finished.inc(labelSet ? { labels: series.labels, value: 1, exemplarLabels: labelSet } : { labels: series.labels, value: 1 });
+      if (durationSeconds === undefined) return series;
+      this.duration.observe(labelSet ? { labels: series.labels, value: durationSeconds, exemplarLabels: labelSet } : { labels: series.labels, value: durationSeconds });
+      return series;
+    }
     if (!series.dirty) {
       series.dirty = true;
       this.dirtySeries.push(series);
     }
     series.finished++;
     if (labelSet) series.exemplar = { labelSet, value: 1, timestamp };
-    if (durationSeconds === undefined) return;
+    if (durationSeconds === undefined) return series;
     if (!Number.isFinite(durationSeconds)) throw new TypeError(`Value is not a valid number: ${durationSeconds}`);
     series.sum += durationSeconds;
     series.count += 1;
@@ -554,48 +636,50 @@ export class BridgeMetrics {
     while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
     if (i < bounds.length) series.buckets[i] = (series.buckets[i] as number) + 1;
     if (labelSet) series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
+    return series;
+  }
+
+  /**
+   * The exemplar of a task counted earlier without one (its span was written later, once placed): it becomes the
+   * series' latest exemplar, on the counter and on the duration's bucket, as if it had come with the count.
+   */
+  exemplarFollows(counted: FinishedSeriesRef, durationSeconds: number | undefined, exemplar: Exemplar): void {
+    // prom-client's public API cannot attach an exemplar without counting again: on the fallback it does not follow.
+    if (!this.fast) return;
+    const series = counted as FinishedSeries;
+    const timestamp = Date.now() / 1000;
+    const labelSet: ExemplarLabels = { trace_id: exemplar.traceId, span_id: exemplar.spanId };
+    if (!series.dirty) {
+      series.dirty = true;
+      this.dirtySeries.push(series);
+    }
+    series.exemplar = { labelSet, value: 1, timestamp };
+    if (durationSeconds === undefined || !Number.isFinite(durationSeconds)) return;
+    const bounds = this.durationBounds;
+    let i = 0;
+    while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
+    series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
   }
 
   /**
    * Hand the finished counts and durations to prom-client (every read — scrape, get() — runs collect() first, so what
-   * it sees is exact). Relies on prom-client 15.1 internals (pinned): Counter#incWithoutExemplar and `hashMap` entries
-   * with `exemplar` { labelSet, value, timestamp }; Histogram `hashMap` entries { labels, sum, count, bucketValues,
-   * bucketExemplars } keyed by upper bound, the +Inf exemplar under -1. test/metrics.test.ts renders both against
-   * prom-client's own inc()/observe().
+   * it sees is exact). The writes into prom-client's internals are in src/prom-fast.ts; test/metrics.test.ts renders
+   * both against prom-client's own inc()/observe().
    */
-  private flushFinished(): void {
-    const counter = this.finished as unknown as CounterInternals;
-    const histogram = this.duration as unknown as HistogramInternals;
-    for (const s of this.dirtySeries) {
+  private flushFinished(limit = Number.POSITIVE_INFINITY): void {
+    const n = Math.min(limit, this.dirtySeries.length);
+    for (let i = 0; i < n; i++) {
+      const s = this.dirtySeries[i] as FinishedSeries;
       s.dirty = false;
-      if (s.finished > 0) {
-        const { labelHash } = counter.incWithoutExemplar(s.labels, s.finished);
+      if (s.finished > 0 || s.exemplar) {
+        counterAdd(this.finished, s.labels, s.finished, s.exemplar);
         s.finished = 0;
-        const held = counter.hashMap[labelHash];
-        if (held && s.exemplar) held.exemplar = s.exemplar;
         s.exemplar = undefined;
       }
-      if (s.count === 0) continue;
-      if (s.entry === undefined || s.entryMap !== histogram.hashMap) {
-        this.duration.zero(s.labels);
-        s.entry = Object.values(histogram.hashMap).find((e) => e.labels === s.labels);
-        s.entryMap = histogram.hashMap;
-        if (s.entry === undefined) continue;
-      }
-      const e = s.entry;
-      e.sum = s.sum;
-      e.count = s.count;
-      const bounds = histogram.upperBounds;
-      for (let i = 0; i < bounds.length; i++) {
-        const bound = bounds[i] as number;
-        e.bucketValues[bound] = s.buckets[i] as number;
-        const x = s.bucketExemplars[i];
-        if (x && e.bucketExemplars) e.bucketExemplars[bound] = x;
-      }
-      const inf = s.bucketExemplars[bounds.length];
-      if (inf && e.bucketExemplars) e.bucketExemplars[-1] = inf;
+      if (s.count > 0) histogramWrite(this.duration, s);
     }
-    this.dirtySeries.length = 0;
+    if (n === this.dirtySeries.length) this.dirtySeries.length = 0;
+    else this.dirtySeries.splice(0, n);
   }
 
   queueWaited(agentId: string, toolName: string, seconds: number): void {
@@ -626,8 +710,14 @@ export class BridgeMetrics {
     if (atSeconds !== undefined) this.lastEventAt = atSeconds;
   }
 
-  sourceUp(up: boolean): void {
-    this.sourceUpGauge.set(up ? 1 : 0);
+  sourceUp(source: string, up: boolean): void {
+    this.sourceUpGauge.set({ source }, up ? 1 : 0);
+  }
+
+  /** A server no longer followed (discovery lost it): its series go. */
+  forgetSource(source: string): void {
+    this.sourceUpGauge.remove({ source });
+    for (const reason of RECONNECT_REASONS) this.reconnects.remove({ source, reason });
   }
 
   reconciled(status: string): void {
@@ -638,12 +728,16 @@ export class BridgeMetrics {
     this.reconcileFailures.inc();
   }
 
-  sourceReconnect(reason: string): void {
-    this.reconnects.inc({ reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
+  sourceReconnect(source: string, reason: string): void {
+    this.reconnects.inc({ source, reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
   }
 
-  enrichmentFailed(reason: 'error' | 'not_found' | 'overloaded'): void {
+  enrichmentFailed(reason: EnrichmentFailureReason): void {
     this.enrichmentFailures.inc({ reason });
+  }
+
+  futureTimestamp(where: 'checkpoint' | 'reconcile', count = 1): void {
+    this.futureTimestamps.inc({ where }, count);
   }
 
   taskEvicted(): void {
@@ -672,26 +766,70 @@ export class BridgeMetrics {
 
   /**
    * Render for a scrape. OpenMetrics (with exemplars) when the Accept header asks for it, as Prometheus does with
-   * exemplar storage on; text 0.0.4 otherwise. prom-client renames counters in place when rendering OpenMetrics
-   * (it strips `_total`), so renders are serialised and each restores the canonical names first.
+   * exemplar storage on; text 0.0.4 otherwise. One family at a time, yielding to the event loop between families once
+   * a slice of work has taken `RENDER_SLICE_MS`, so /healthz and the event stream are served during a large scrape
+   * (registry.metrics() renders every family in one go: 1,000 pairs blocked the loop for over a second). The body is
+   * what registry.metrics() gives. prom-client renames counters in place for OpenMetrics (it strips `_total`), so
+   * renders are serialised and each sets the names it needs, then restores the canonical ones.
    */
   render(accept: string | undefined): Promise<{ contentType: string; body: string }> {
     const openMetrics = wantsOpenMetrics(accept);
     const next = this.renderQueue.then(async () => {
       const contentType = openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
       this.registry.setContentType(contentType);
-      for (const metric of this.registry.getMetricsAsArray() as unknown as { name: string; type: string }[]) {
-        if (metric.type !== 'counter') continue;
-        const canonical = this.counterNames.get(metric) ?? metric.name;
-        this.counterNames.set(metric, canonical);
-        metric.name = canonical;
+      const metrics = this.registry.getMetricsAsArray() as unknown as { name: string; type: string }[];
+      const parts: string[] = [];
+      let slice = performance.now();
+      // The finished hand-over of a burst of new series (4,000 at the cap) is itself work: a slice at a time too.
+      while (this.dirtySeries.length > 0) {
+        this.flushFinished(RENDER_SLICE_SERIES);
+        if (performance.now() - slice > RENDER_SLICE_MS) {
+          await yieldToLoop();
+          slice = performance.now();
+        }
       }
-      return { contentType, body: await this.registry.metrics() };
+      try {
+        for (const metric of metrics) {
+          const canonical = this.counterNames.get(metric) ?? metric.name;
+          this.counterNames.set(metric, canonical);
+          metric.name = openMetrics && metric.type === 'counter' ? canonical.replace(/_total$/, '') : canonical;
+          const sliced = this.fast ? this.slicedHistograms.get(metric) : undefined;
+          if (sliced) {
+            // The largest families, written a slice of series at a time (src/exposition.ts).
+            const lines = [familyHeader(canonical, sliced.help, 'histogram')];
+            const series = sliced.series();
+            for (let i = 0; i < series.length; i += RENDER_SLICE_SERIES) {
+              histogramLines(canonical, sliced.bounds, series.slice(i, i + RENDER_SLICE_SERIES), openMetrics, lines);
+              if (performance.now() - slice > RENDER_SLICE_MS) {
+                await yieldToLoop();
+                slice = performance.now();
+              }
+            }
+            parts.push(lines.join('\n'));
+          } else {
+            parts.push(await this.registry.getSingleMetricAsString(canonical));
+          }
+          metric.name = canonical;
+          if (performance.now() - slice > RENDER_SLICE_MS) {
+            await yieldToLoop();
+            slice = performance.now();
+          }
+        }
+      } finally {
+        for (const metric of metrics) metric.name = this.counterNames.get(metric) ?? metric.name;
+      }
+      return { contentType, body: openMetrics ? `${parts.join('\n')}\n# EOF\n` : `${parts.join('\n\n')}\n` };
     });
     this.renderQueue = next.catch(() => undefined);
     return next;
   }
 }
+
+const DURATION_HELP = 'Background task duration from first start to completion, by final status.';
+
+/** Work between two yields of a scrape render. */
+const RENDER_SLICE_MS = 10;
+const RENDER_SLICE_SERIES = 256;
 
 /** True when the Accept header accepts application/openmetrics-text with q > 0. */
 export function wantsOpenMetrics(accept: string | undefined): boolean {

@@ -6,7 +6,7 @@
 // A TaskSink (called once per finished task) with a bounded memory: the most recent `maxEntries` tasks.
 
 import type { TaskSink } from './sinks.js';
-import { type ParentMode, type WrittenSpan, fallbackPlacement, taskSpanId } from './spans.js';
+import { type ParentMode, type WrittenSpan, fallbackPlacement, taskSpanId } from './span-ids.js';
 import type { FinishedTask } from './tracker.js';
 
 export interface TaskSpanIds {

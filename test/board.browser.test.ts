@@ -9,8 +9,8 @@ import pino from 'pino';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { type Workload, startWorkload } from '../src/demo/workload.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
+import { type Workload, startWorkload } from '../demo/workload.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { startBridge } from '../src/bridge.js';
 import { ConfigError, loadConfig, tracesUrl } from '../src/config.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
 function file(name: string, text: string): string {

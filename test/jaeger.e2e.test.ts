@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { taskSpanId } from '../src/spans.js';
+import { taskSpanId } from '../src/span-ids.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
 import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, terminalCounts } from './support/ground-truth.js';
 import { type JaegerHandle, type JaegerSpan, type JaegerTrace, parentOf, serviceOf, startJaeger, tag } from './support/jaeger.js';

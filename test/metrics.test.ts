@@ -2,7 +2,8 @@
 // series that start at 0, and promtool's linter on the text rendering.
 import { Counter, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
-import { BridgeMetrics, DEFAULT_DURATION_BUCKETS, METRIC_NAMES, wantsOpenMetrics } from '../src/metrics.js';
+import { DEFAULT_DURATION_BUCKETS } from '../src/metric-buckets.js';
+import { BridgeMetrics, METRIC_NAMES, wantsOpenMetrics } from '../src/metrics.js';
 import { TaskTracker } from '../src/tracker.js';
 import { promtool } from './support/prometheus.js';
 
@@ -17,8 +18,8 @@ function withTraffic(opts: Partial<ConstructorParameters<typeof BridgeMetrics>[0
   m.resumedAfter('agent-a', 'tool-x', 42);
   m.outputChunk('agent-a', 'tool-x');
   m.event('running', 'applied', 1_700_000_000);
-  m.sourceUp(true);
-  m.sourceReconnect('refused');
+  m.sourceUp('mastra:4111', true);
+  m.sourceReconnect('mastra:4111', 'refused');
   return m;
 }
 
@@ -119,7 +120,23 @@ describe('BridgeMetrics', () => {
       expect(body).toContain(`mastra_background_task_finished_total{agent_id="agent-b",tool_name="tool-y",status="${status}"} 0`);
     }
     expect(body).toContain('mastra_task_bridge_events_total{event="failed",result="invalid"} 0');
-    expect(body).toContain('mastra_task_bridge_source_up 0');
+  });
+
+  it('has one source_up series per server followed, and drops a server\'s series when it is no longer followed', async () => {
+    const m = new BridgeMetrics({ version: 'x', defaultMetrics: false });
+    m.sourceUp('10.0.0.1:4111', false);
+    m.sourceUp('10.0.0.2:4111', true);
+    m.sourceReconnect('10.0.0.1:4111', 'refused');
+    m.sourceReconnect('10.0.0.1:4111', 'no such reason');
+    let { body } = await m.render('text/plain');
+    expect(body).toContain('mastra_task_bridge_source_up{source="10.0.0.1:4111"} 0');
+    expect(body).toContain('mastra_task_bridge_source_up{source="10.0.0.2:4111"} 1');
+    expect(body).toContain('mastra_task_bridge_source_reconnects_total{source="10.0.0.1:4111",reason="refused"} 1');
+    expect(body).toContain('mastra_task_bridge_source_reconnects_total{source="10.0.0.1:4111",reason="error"} 1');
+    m.forgetSource('10.0.0.1:4111');
+    ({ body } = await m.render('text/plain'));
+    expect(body).not.toContain('10.0.0.1:4111');
+    expect(body).toContain('mastra_task_bridge_source_up{source="10.0.0.2:4111"} 1');
   });
 
   it('folds label values past the limit into _other and counts it', async () => {

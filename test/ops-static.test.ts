@@ -216,9 +216,15 @@ describe('docker-compose.yml and the Dockerfile', () => {
     }
     const demoStage = text.slice(text.indexOf('AS mastra-demo'), text.indexOf('AS bridge'));
     expect(demoStage).toMatch(/^USER node$/m);
-    expect(demoStage).toContain('CMD ["node", "dist/demo/server.js"]');
-    // dist/demo/server.js exists only if tsconfig.build.json compiles src/demo.
-    expect((JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] }).include).toContain('src');
+    expect(demoStage).toContain('CMD ["node", "dist-demo/server.js"]');
+    // dist-demo/server.js exists only if the build stage compiles demo/ with tsconfig.demo.json (outDir dist-demo).
+    const demoBuild = JSON.parse(readFileSync('tsconfig.demo.json', 'utf8')) as { include: string[]; compilerOptions: { outDir: string } };
+    expect(demoBuild.include).toEqual(['demo']);
+    expect(demoBuild.compilerOptions.outDir).toBe('dist-demo');
+    expect(text).toContain('npm run build:demo');
+    expect(text).toMatch(/^COPY demo \.\/demo$/m);
+    // The shipped build (dist/, package.json "files") holds no demo: tsconfig.build.json compiles src/ only.
+    expect((JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] }).include).toEqual(['src']);
     expect(readFileSync('.dockerignore', 'utf8')).toMatch(/^node_modules$/m);
   });
 
@@ -238,7 +244,6 @@ describe('docker-compose.yml and the Dockerfile', () => {
       for (const spec of specs) {
         if (spec.startsWith('node:')) continue;
         if (spec.startsWith('.')) {
-          if (spec.includes('/demo/')) continue; // demo mode only (no MASTRA_URL): not used by the image
           visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
         } else {
           packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);

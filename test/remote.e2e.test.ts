@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { runTraceId, taskSpanId } from '../src/spans.js';
+import { runTraceId, taskSpanId } from '../src/span-ids.js';
 import { MASTRA_CORE_VERSION, TOOL_CALL_SPANS_NEST } from './support/mastra-version.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
 

@@ -27,6 +27,8 @@ export interface BridgeStatus {
   reason?: string;
   openTasks: number;
   tracesExported: boolean;
+  /** Several Mastra servers: each one's state (the bridge is ready while at least one is connected and synced). */
+  sources?: { source: string; connected: boolean; synced: boolean; reason?: string }[];
 }
 
 export interface AppDeps {
@@ -55,6 +57,14 @@ const readySchema = {
     reason: { type: 'string' },
     connected: { type: 'boolean' },
     synced: { type: 'boolean' },
+    sources: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { source: { type: 'string' }, connected: { type: 'boolean' }, synced: { type: 'boolean' }, reason: { type: 'string' } },
+        required: ['source', 'connected', 'synced'],
+      },
+    },
   },
   required: ['status', 'connected', 'synced'],
 } as const;
@@ -110,6 +120,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const ready = s.connected && s.synced;
     const body: Record<string, unknown> = { status: ready ? 'ready' : 'not_ready', connected: s.connected, synced: s.synced };
     if (!ready) body.reason = s.reason ?? (s.connected ? 'initial sync with Mastra not finished' : 'not connected to the Mastra background-task stream');
+    if (s.sources) body.sources = s.sources;
     return reply.status(ready ? 200 : 503).send(body);
   });
 

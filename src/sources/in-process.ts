@@ -5,7 +5,7 @@
 // bridge works without Mastra installed when it watches a remote server.
 
 import { type TaskRecord, parseTaskRecord } from '../events.js';
-import { findToolCallSpan, hasTraceStorage } from './mastra-traces.js';
+import { RunSpanFinder, hasTraceStorage, storeReads } from './mastra-traces.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
 import { sleepUnlessAborted } from '../sleep.js';
 
@@ -99,8 +99,11 @@ export class InProcessSource implements TaskSource {
     // Traces are worth looking for when Mastra has an observability instance configured (its first spans may not be
     // stored yet) or already holds traces. Otherwise the app stores none: fall back at once.
     if (!this.hasObservability() && !(await hasTraceStorage(this.mastra as never))) return undefined;
-    return findToolCallSpan(this.mastra as never, runId, toolCallId);
+    this.spanFinder ??= new RunSpanFinder(storeReads(this.mastra as never));
+    return this.spanFinder.find(runId, toolCallId);
   }
+
+  private spanFinder: RunSpanFinder | undefined;
 
   private hasObservability(): boolean {
     try {

@@ -47,21 +47,30 @@ export interface SourceSink {
   connected(): void;
   /**
    * The stream ended, or a connection attempt failed (`wasConnected` false); the source reconnects by itself unless
-   * stopped. `reason` is a bounded token (refused, reset, eof, timeout, http_5xx, unauthorized, …), usable as a label.
+   * stopped. `reason` is a bounded token (refused, reset, eof, timeout, http_5xx, unauthorized, not_event_stream,
+   * redirect, …), usable as a label.
    */
   disconnected(reason: string, error?: unknown, wasConnected?: boolean): void;
 }
+
+/**
+ * Why a remote answer was refused unread (a `bad_response`): larger than `source.maxResponseBytes`, a redirect (never
+ * followed: it may point at another origin), or a getTask record for another id. Bounded: an enrichment failure reason.
+ */
+export type RefusedAnswer = 'too_large' | 'redirect' | 'wrong_id';
 
 /** Thrown by lookups; `kind` maps to HTTP status in the task API and to the enrichment failure reason. */
 export class SourceError extends Error {
   constructor(
     message: string,
     readonly kind: 'unavailable' | 'timeout' | 'unauthorized' | 'bad_response',
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; refused?: RefusedAnswer },
   ) {
     super(message, options);
     this.name = 'SourceError';
+    this.refused = options?.refused;
   }
+  readonly refused: RefusedAnswer | undefined;
 }
 
 export interface TaskSource {
