@@ -47,7 +47,7 @@ describe('Grafana dashboards against a real Prometheus scraping a live bridge', 
     // Prometheus first, so its ~6 s service-discovery delay overlaps the rest.
     prom = await startPrometheus({ targets: [instance], jobName: 'mastra-task-bridge', ruleFiles: RULE_FILES });
     // The demo server is not up yet: the bridge's first connection attempts are refused (a reconnect series).
-    await waitFor(async () => (await bridge.app.inject({ url: '/metrics' })).body.includes('mastra_task_bridge_source_reconnects_total{reason="refused"}'), {
+    await waitFor(async () => /mastra_task_bridge_source_reconnects_total\{[^}]*reason="refused"/.test((await bridge.app.inject({ url: '/metrics' })).body), {
       message: 'a refused connection counted',
     });
     demo = await startDemoServer({

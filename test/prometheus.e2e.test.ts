@@ -38,6 +38,9 @@ const EXPECTED_TYPES: Record<string, string> = {
   mastra_task_bridge_api_requests_total: 'counter',
   mastra_task_bridge_api_rate_limited_total: 'counter',
   mastra_task_bridge_api_cache_total: 'counter',
+  mastra_task_bridge_future_timestamps_total: 'counter',
+  mastra_task_bridge_fast_path_info: 'gauge',
+  mastra_task_bridge_fast_path_fallbacks_total: 'counter',
 };
 
 describe('a real Prometheus scraping the bridge', () => {
