@@ -925,7 +925,7 @@ export const mastraTaskBridgeHealth = {
       "id": 11,
       "type": "timeseries",
       "title": "Reconciliation",
-      "description": "Transitions found in Mastra storage instead of the stream, by status, and failed reconciliation steps.",
+      "description": "Transitions found in Mastra storage instead of the stream, by status, failed reconciliation steps, and completedAt values in the future kept out of the checkpoint watermark and scan cursor.",
       "gridPos": {
         "h": 8,
         "w": 8,
@@ -957,6 +957,18 @@ export const mastraTaskBridgeHealth = {
           },
           "expr": "sum(increase(mastra_task_bridge_reconcile_failures_total{instance=~\"$instance\"}[$__rate_interval]))",
           "legendFormat": "failed steps",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        },
+        {
+          "refId": "C",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum by (where) (increase(mastra_task_bridge_future_timestamps_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "future completedAt ({{where}})",
           "range": true,
           "instant": false,
           "editorMode": "code"
@@ -2086,6 +2098,18 @@ export const mastraTaskBridgeHealthPanels = [
         },
         "expr": "sum(increase(mastra_task_bridge_reconcile_failures_total{instance=~\"$instance\"}[$__rate_interval]))",
         "legendFormat": "failed steps",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      },
+      {
+        "refId": "C",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum by (where) (increase(mastra_task_bridge_future_timestamps_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "future completedAt ({{where}})",
         "range": true,
         "instant": false,
         "editorMode": "code"
