@@ -56,6 +56,8 @@ const HEADER = { format: 'mastra-task-bridge-checkpoint', version: 1 } as const;
 
 export class Checkpoint {
   private readonly exported = new Map<string, number>();
+  /** Ids whose completedAt was clamped (written with `"f":1`): never a watermark, even once the clock catches up. */
+  private readonly clamped = new Set<string>();
   private watermarkMs = 0;
   private createdAtMs: number | undefined;
   private appended = 0;
@@ -108,14 +110,17 @@ export class Checkpoint {
     let corruptLines = 0;
     const futureBefore = this.futureDated;
     for (const line of lines.slice(1)) {
-      let entry: { id?: unknown; c?: unknown } | null;
+      let entry: { id?: unknown; c?: unknown; f?: unknown } | null;
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
         entry = null;
       }
-      if (typeof entry?.id === 'string' && typeof entry.c === 'number' && Number.isFinite(entry.c)) this.note(entry.id, entry.c);
-      else corruptLines++;
+      if (typeof entry?.id !== 'string' || typeof entry.c !== 'number' || !Number.isFinite(entry.c)) corruptLines++;
+      else if (entry.f === 1) {
+        this.exported.set(entry.id, Math.min(entry.c, this.now() + this.futureToleranceMs));
+        this.clamped.add(entry.id);
+      } else this.note(entry.id, entry.c);
     }
     this.prune();
     // Rewrite a file that held a corrupt line or a future date at once: the next append must not land after a torn line.
@@ -148,7 +153,7 @@ export class Checkpoint {
   /** Record tasks whose spans the collector acknowledged (or that finished, when spans are not exported). */
   record(entries: { taskId: string; completedAt: number }[]): void {
     if (entries.length === 0) return;
-    const noted = entries.map((e) => ({ id: e.taskId, c: this.note(e.taskId, e.completedAt) }));
+    const noted = entries.map((e) => this.line(e.taskId, this.note(e.taskId, e.completedAt)));
     if (this.appended === 0 || this.appended + entries.length > this.compactEvery) {
       this.compact();
       return;
@@ -156,7 +161,7 @@ export class Checkpoint {
     try {
       const fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
       try {
-        writeSync(fd, noted.map((e) => `${JSON.stringify(e)}\n`).join(''));
+        writeSync(fd, noted.map((l) => `${l}\n`).join(''));
       } finally {
         closeSync(fd);
       }
@@ -174,7 +179,7 @@ export class Checkpoint {
     mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const header = { ...HEADER, watermark: this.watermarkMs, ...(this.createdAtMs !== undefined ? { createdAt: this.createdAtMs } : {}) };
-    const body = [JSON.stringify(header), ...[...this.exported].map(([id, c]) => JSON.stringify({ id, c }))];
+    const body = [JSON.stringify(header), ...[...this.exported].map(([id, c]) => this.line(id, c))];
     // fsync before the rename: otherwise a power loss right after it can leave the new name on an empty file.
     // Exclusive and not through a link: a file planted at the temporary name is never written through.
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -198,6 +203,10 @@ export class Checkpoint {
     this.appended = 1;
   }
 
+  private line(id: string, c: number): string {
+    return JSON.stringify(this.clamped.has(id) ? { id, c, f: 1 } : { id, c });
+  }
+
   /**
    * Record one entry; returns the time kept. A completedAt too far in the future is kept clamped to now + tolerance (so
    * it prunes in time) but never sets the watermark: that would prune the real ids near now (the tolerance can exceed
@@ -210,8 +219,10 @@ export class Checkpoint {
       this.futureDated++;
       this.onFutureDated?.(id, completedAt);
       this.exported.set(id, limit);
+      this.clamped.add(id);
       return limit;
     }
+    this.clamped.delete(id);
     this.exported.set(id, completedAt);
     if (completedAt > this.watermarkMs) this.watermarkMs = completedAt;
     return completedAt;
@@ -219,6 +230,12 @@ export class Checkpoint {
 
   private prune(): void {
     const floor = this.watermarkMs - this.windowMs;
-    for (const [id, at] of this.exported) if (at < floor) this.exported.delete(id);
+    // Clamped entries also age by the clock: with no real export after them, the watermark would never prune them.
+    const clampedFloor = Math.max(floor, this.now() - this.windowMs);
+    for (const [id, at] of this.exported) {
+      if (at >= floor && !(at < clampedFloor && this.clamped.has(id))) continue;
+      this.exported.delete(id);
+      this.clamped.delete(id);
+    }
   }
 }

@@ -63,7 +63,7 @@ export interface ReconcilerDeps {
   source: Pick<TaskSource, 'listTasks' | 'getTask'>;
   pipeline: Pick<Pipeline, 'reconcile'>;
   tracker: Pick<TaskTracker, 'openTasks'>;
-  metrics: Pick<BridgeMetrics, 'reconciled' | 'reconcileFailed'> & Partial<Pick<BridgeMetrics, 'futureTimestamp'>>;
+  metrics: Pick<BridgeMetrics, 'reconciled' | 'reconcileFailed' | 'futureTimestamp'>;
   logger: Logger;
   now: () => number;
   /** Where the completedAt scan starts: the checkpoint's watermark minus its window, or the bridge's start. */
@@ -250,7 +250,7 @@ export class Reconciler {
     if (this.futureIds.has(record.id)) return;
     this.futureIds.add(record.id);
     if (this.futureIds.size > FUTURE_IDS_KEPT) this.futureIds.delete(this.futureIds.values().next().value!);
-    this.deps.metrics.futureTimestamp?.('reconcile');
+    this.deps.metrics.futureTimestamp('reconcile');
     if (this.futureLogged++ < 5 || this.futureLogged % 100 === 0) {
       this.deps.logger.warn(
         { taskId: record.id, completedAt: iso(record.completedAt!), limit: iso(limit) },

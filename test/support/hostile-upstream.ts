@@ -70,6 +70,12 @@ export class HostileUpstream {
     for (const res of this.streams) res.write(text);
   }
 
+  /** End every open stream (the bridge reconnects and meets whatever `streamMode` is now). */
+  endStreams(): void {
+    for (const res of this.streams) res.end();
+    this.streams.clear();
+  }
+
   get openStreams(): number {
     return this.streams.size;
   }
