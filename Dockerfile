@@ -3,9 +3,9 @@
 #   --target bridge       (the default, last stage) mastra-task-bridge with production dependencies only; it needs
 #                         MASTRA_URL (the embedded demo mode needs @mastra/core, a dev dependency, and is not in here)
 #   --target mastra-demo  the demo Mastra server (demo/server.ts, compiled to dist-demo/) with the full dependency tree
-# Both run as the unprivileged `node` user (uid 1000) and carry a HEALTHCHECK. Node 20 is the version the test suite
-# runs on (package.json engines: >=20.19).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# Both run as the unprivileged `node` user (uid 1000) and carry a HEALTHCHECK. Node 24 (LTS) is one of the two versions
+# the test suite runs on (.ci/run: 22 and 24; package.json engines: >=22.13).
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # ---- build: compile src/ to dist/ (what the npm package ships) and demo/ to dist-demo/ (the demo target only) -------
 FROM ${NODE_IMAGE} AS build

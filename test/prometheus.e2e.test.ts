@@ -43,6 +43,7 @@ const EXPECTED_TYPES: Record<string, string> = {
   mastra_task_bridge_fast_path_info: 'gauge',
   mastra_task_bridge_fast_path_fallbacks_total: 'counter',
   mastra_task_bridge_future_timestamps_total: 'counter',
+  mastra_task_bridge_auth_failures_total: 'counter',
 };
 
 describeWith([PROMETHEUS], 'a real Prometheus scraping the bridge', () => {

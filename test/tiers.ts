@@ -20,6 +20,7 @@ export const INTEGRATION_TESTS = [
   'test/remote-restarts.e2e.test.ts',
   'test/remote-stream.test.ts',
   'test/remote.e2e.test.ts',
+  'test/request-budget.e2e.test.ts',
 ];
 
 export const SYSTEM_TESTS = [

@@ -22,12 +22,14 @@ if [ "${1:-}" = "--env" ]; then
   shift 2
 fi
 
-# name | module dir | Go module | package | env variable
-PEERS="jaeger|jaeger|github.com/jaegertracing/jaeger|github.com/jaegertracing/jaeger/cmd/jaeger|JAEGER_BIN
-prometheus|prometheus|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/prometheus|PROMETHEUS_BIN
-promtool|prometheus|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/promtool|PROMTOOL_BIN
-alertmanager|alertmanager|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/alertmanager|ALERTMANAGER_BIN
-amtool|alertmanager|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/amtool|AMTOOL_BIN"
+# name | module dir | Go module | package | env variable | build tags
+# Prometheus' remove_all_sd (its own tag) leaves out the cloud service discoveries (Kubernetes, AWS, Azure, GCE, ...):
+# the tests scrape static targets only, and those SDs are most of a cold build's time.
+PEERS="jaeger|jaeger|github.com/jaegertracing/jaeger|github.com/jaegertracing/jaeger/cmd/jaeger|JAEGER_BIN|
+prometheus|prometheus|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/prometheus|PROMETHEUS_BIN|remove_all_sd
+promtool|prometheus|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/promtool|PROMTOOL_BIN|remove_all_sd
+alertmanager|alertmanager|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/alertmanager|ALERTMANAGER_BIN|
+amtool|alertmanager|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/amtool|AMTOOL_BIN|"
 
 if ! command -v go >/dev/null 2>&1; then
   echo "test/peers/build.sh: go not found on PATH" >&2
@@ -37,7 +39,7 @@ fi
 want=" $* "
 rc=0
 lines=()
-while IFS='|' read -r name dir module pkg var; do
+while IFS='|' read -r name dir module pkg var tags; do
   [ "$#" -gt 0 ] && [[ "$want" != *" $name "* ]] && continue
   # The version is the one go.mod requires (the `tool` directive's module).
   version="$(awk -v m="$module" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$here/$dir/go.mod")"
@@ -52,12 +54,31 @@ while IFS='|' read -r name dir module pkg var; do
     echo ">>> go build $pkg@$version -> $out" >&2
     mkdir -p "$(dirname "$out")"
     # No -trimpath: the compile cache is then shared with a plain `go build`/`go tool` of the same module. -s -w: smaller
-    # binary, faster link. The tmp name + mv keeps a half-written binary out of the cache.
-    if (cd "$here/$dir" && go build -mod=readonly -ldflags='-s -w' -o "$out.tmp" "$pkg") >&2; then
-      mv "$out.tmp" "$out"
+    # binary, faster link. The tmp name + mv keeps a half-written binary out of the cache (and two builds apart).
+    modfile=()
+    if [ "$name" = alertmanager ]; then
+      # Alertmanager's ui package embeds ui/app/dist, which npm builds and the module zip does not hold. The build uses
+      # a copy of the module with a placeholder page there (a `replace` in a temporary go.mod, -modfile): the binary
+      # serves its API and a stub page instead of the web UI. The copy is kept next to the binaries.
+      src="$cache/src/$name-$version"
+      if [ ! -f "$src/ui/app/dist/elm/index.html" ]; then
+        rm -rf "$src" && mkdir -p "$(dirname "$src")"
+        cp -r "$(go env GOMODCACHE)/$module@$version" "$src" && chmod -R u+w "$src"
+        for ui in elm mantine; do
+          mkdir -p "$src/ui/app/dist/$ui"
+          printf '<!doctype html><title>Alertmanager</title><p>Built without its web UI (a test peer); the API is at /api/v2/.\n' >"$src/ui/app/dist/$ui/index.html"
+        done
+      fi
+      tmpmod="$(mktemp -d)"
+      cp "$here/$dir/go.mod" "$tmpmod/go.mod" && cp "$here/$dir/go.sum" "$tmpmod/go.sum"
+      printf '\nreplace %s => %s\n' "$module" "$src" >>"$tmpmod/go.mod"
+      modfile=(-modfile "$tmpmod/go.mod")
+    fi
+    if (cd "$here/$dir" && go build -mod=readonly -tags="$tags" "${modfile[@]}" -ldflags='-s -w' -o "$out.tmp.$$" "$pkg") >&2; then
+      mv "$out.tmp.$$" "$out"
       echo ">>> built $name $version in $(($(date +%s) - start)) s" >&2
     else
-      rm -f "$out.tmp"
+      rm -f "$out.tmp.$$"
       echo "!!! go build $pkg failed" >&2
       rc=1
       continue

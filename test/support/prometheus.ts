@@ -14,11 +14,6 @@ import { freePort, waitFor } from './poll.js';
 export const PROMETHEUS_BIN = peerBinary('prometheus', '/usr/bin/prometheus');
 export const PROMTOOL_BIN = peerBinary('promtool', '/usr/bin/promtool');
 
-/** `prometheus --version` of PROMETHEUS_BIN, e.g. '3.16.0' (undefined when it does not run). */
-export function prometheusVersion(): string | undefined {
-  const r = spawnSync(PROMETHEUS_BIN, ['--version'], { encoding: 'utf8', timeout: 30_000 });
-  return /version (\d+\.\d+\.\d+)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1];
-}
 
 export interface PromQueryData {
   resultType: string;
