@@ -20,7 +20,8 @@
 //     CPU time per task compared.
 //
 // Switches: `--parts=a,b,c,r` runs only the parts listed (e.g. `--parts=r`); `--throughput-only` is `--parts=a`.
-// Sizes: BENCH_ROUNDS (a, default 3), BENCH_MASTRA_TASKS (c, default 1000), BENCH_REMOTE_RUNS (r, default 200).
+// Sizes: BENCH_ROUNDS (a, default 3), BENCH_MASTRA_TASKS (c, default 1000), BENCH_REMOTE_RUNS (r, default 200);
+// BENCH_REMOTE_PARENT=run (r: the bridge with traces.parent run, no trace lookups).
 //
 // Not a test: nothing here asserts a time. It throws only when the telemetry is wrong (lost spans or tasks).
 
@@ -651,6 +652,8 @@ interface RemoteResult {
 
 const REMOTE_RUNS = Number(process.env['BENCH_REMOTE_RUNS'] ?? 200);
 const REMOTE_AT_ONCE = 6;
+/** BENCH_REMOTE_PARENT=run|none measures the bridge with that traces.parent instead of the default (auto). */
+const REMOTE_PARENT = process.env['BENCH_REMOTE_PARENT'] as 'auto' | 'run' | 'none' | undefined;
 
 /** Counts the bridge's requests to Mastra by route (the observability and task lookups it makes). */
 function countingFetch(counts: Record<string, number>): typeof fetch {
@@ -707,7 +710,13 @@ async function remoteOverhead(): Promise<RemoteResult> {
       if (arm === 'with') {
         exporter = new PlacementCountingExporter();
         const source = new RemoteSource({ baseUrl: url, fetch: countingFetch(requests) });
-        handle = startBridge({ source, config: { log: { level: 'silent' } }, tracing: benchTracing(exporter), logger: silent, sinks: [sink] });
+        handle = startBridge({
+          source,
+          config: { log: { level: 'silent' }, ...(REMOTE_PARENT ? { traces: { parent: REMOTE_PARENT } } : {}) },
+          tracing: benchTracing(exporter),
+          logger: silent,
+          sinks: [sink],
+        });
         const h = handle;
         exporter.onOutcome = (o, k) => h.metrics.spanOutcome(o, k);
         await handle.whenReady(10_000);
