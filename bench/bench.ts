@@ -992,7 +992,7 @@ async function remoteMastraOverhead(): Promise<RemoteResult> {
   log('    LibSQL file storage, observability on (MastraStorageExporter with Mastra\'s default 5 s batch wait, plus');
   log('    @mastra/otel-exporter over OTLP to a discarding receiver in this process), background concurrency 50.');
   log(`    Phases of ${REMOTE_RUNS} agent runs (scripted model, one quick research_topic call each), ${REMOTE_AT_ONCE} at a time; "with": a`);
-  log('    bridge in this process on RemoteSource over HTTP, config defaults (enrichment on, placement auto), from before the');
+  log(`    bridge in this process on RemoteSource over HTTP, config defaults (enrichment on, placement ${REMOTE_PARENT ?? 'auto'}), from before the`);
   log('    burst until it has finished every task. Figure: Mastra\'s own CPU (process.cpuUsage, reported by the server) per');
   log('    task over the phase incl. a final span flush. ABBA twice (4 phases per arm) after a warm-up of each; medians.');
   const r = await remoteOverhead();
