@@ -763,7 +763,9 @@ async function remoteOverhead(): Promise<RemoteResult> {
     return { phases, cpuWithout, cpuWith, ratio: cpuWithout / cpuWith };
   } finally {
     child.stdin!.end('quit\n');
-    await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 10_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
     if (child.exitCode === null) child.kill('SIGKILL');
     await receiver.close();
   }
