@@ -211,6 +211,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     recordOutput: config.traces.recordOutput,
     maxPayloadLength: config.traces.maxPayloadLength,
     maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
+    errorMessage: config.traces.errorMessage,
   });
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });

@@ -28,6 +28,7 @@ import {
 import { hrTimeDuration, millisToHrTime, otperformance } from '@opentelemetry/core';
 import { type ReadableSpan, SamplingDecision, type TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { errorType } from './events.js';
+import { type ErrorMessageMode, scrubSecrets } from './redact.js';
 import { type SpanOutput, type Tracing, spanOutputOf } from './telemetry.js';
 import type { FinishedTask } from './tracker.js';
 
@@ -48,6 +49,8 @@ export interface SpanContent {
   /** Truncation for args, results, output content and error messages. */
   maxPayloadLength: number;
   maxStackLength: number;
+  /** exception.message, the status message and exception.stacktrace: scrubbed (default), as stored, or left out. */
+  errorMessage?: ErrorMessageMode;
 }
 
 export const DEFAULT_SPAN_CONTENT: SpanContent = {
@@ -180,6 +183,17 @@ export class SpanWriter {
       l !== undefined && l.attributeCountLimit >= MAX_SPAN_ATTRIBUTES && l.attributePerEventCountLimit >= MAX_EVENT_ATTRIBUTES && l.attributeValueLengthLimit === Infinity;
   }
 
+  /** The error's message and stack as the span may carry them (traces.errorMessage), truncated. */
+  private errorText(error: { message: string; stack?: string } | undefined): { message: string; stack: string | undefined } {
+    const mode = this.content.errorMessage ?? 'scrub';
+    if (mode === 'none' || error === undefined) return { message: '', stack: undefined };
+    const shown = (s: string): string => (mode === 'scrub' ? scrubSecrets(s) : s);
+    return {
+      message: truncate(shown(error.message ?? ''), this.content.maxPayloadLength),
+      stack: error.stack ? truncate(shown(error.stack), this.content.maxStackLength) : undefined,
+    };
+  }
+
   write(task: FinishedTask, placement: Placement): WrittenSpan {
     if (this.output !== undefined && this.limitsFit) {
       const written = this.writeDirect(this.output, task, placement);
@@ -268,10 +282,10 @@ export class SpanWriter {
     let status = UNSET_STATUS;
     if (failed) {
       const type = errorType(task.error, task.status);
-      const message = truncate(task.error?.message ?? '', this.content.maxPayloadLength);
+      const { message, stack } = this.errorText(task.error);
       attributes['error.type'] = type;
       const exceptionAttrs: Attributes = { 'exception.type': type, 'exception.message': message };
-      if (task.error?.stack) exceptionAttrs['exception.stacktrace'] = truncate(task.error.stack, this.content.maxStackLength);
+      if (stack) exceptionAttrs['exception.stacktrace'] = stack;
       events.push({ name: 'exception', attributes: exceptionAttrs, time: endTime, droppedAttributesCount: 0 });
       status = { code: SpanStatusCode.ERROR, message };
     }
@@ -330,10 +344,10 @@ export class SpanWriter {
     }
     if (task.status === 'failed' || task.status === 'timed_out') {
       const type = errorType(task.error, task.status);
-      const message = truncate(task.error?.message ?? '', this.content.maxPayloadLength);
+      const { message, stack } = this.errorText(task.error);
       span.setAttribute('error.type', type);
       const exceptionAttrs: Record<string, string> = { 'exception.type': type, 'exception.message': message };
-      if (task.error?.stack) exceptionAttrs['exception.stacktrace'] = truncate(task.error.stack, this.content.maxStackLength);
+      if (stack) exceptionAttrs['exception.stacktrace'] = stack;
       span.addEvent('exception', exceptionAttrs, end);
       span.setStatus({ code: SpanStatusCode.ERROR, message });
     }
