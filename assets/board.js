@@ -25,7 +25,14 @@
   function readToken() {
     const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
     if (m) {
-      const t = decodeURIComponent(m[1]);
+      // A malformed escape (`#token=%E0%A4%A`) would throw URIError here and leave the board "connecting…" for good:
+      // take it as typed; the server then answers 401 and the board asks for a token.
+      let t;
+      try {
+        t = decodeURIComponent(m[1]);
+      } catch {
+        t = m[1];
+      }
       try {
         sessionStorage.setItem(TOKEN_KEY, t);
       } catch {}

@@ -80,6 +80,8 @@ export interface DemoServerOptions {
   otlpHeaders?: Record<string, string>;
   /** Service name on Mastra's spans (stored and OTLP). Default 'mastra-demo'. */
   serviceName?: string;
+  /** How long Mastra's storage exporter buffers spans before writing them. Default the demo's 100 ms (Mastra's is 5 s). */
+  storageBatchWaitMs?: number;
   /** Scenarios started per second. Default 2; 0 = no workload. */
   rate?: number;
   /** Stop starting scenarios after this many. Default unlimited. */
@@ -204,7 +206,11 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
 
   const mastra = createDemoMastra({
     ...(storage ? { storage } : {}),
-    observability: { serviceName: opts.serviceName ?? 'mastra-demo', exporters },
+    observability: {
+      serviceName: opts.serviceName ?? 'mastra-demo',
+      exporters,
+      ...(opts.storageBatchWaitMs !== undefined ? { maxBatchWaitMs: opts.storageBatchWaitMs } : {}),
+    },
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...(opts.timings ? { timings: opts.timings } : {}),
     ...(pubsub ? { pubsub } : {}),

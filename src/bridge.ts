@@ -8,7 +8,8 @@ import { FastPaths, logFastPaths } from './fast-paths.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
-import { type BridgeStatus, buildApp } from './http/app.js';
+import { buildApp } from './http/app.js';
+import type { BridgeStatus } from './status.js';
 import { BridgeMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import { maxLagFor, Reconciler } from './reconcile.js';
@@ -24,6 +25,7 @@ import { type Tracing, createTracing } from './telemetry.js';
 import { TaskTracker } from './tracker.js';
 import { VERSION } from './version.js';
 import { trackerOptions, wirePipeline } from './wiring.js';
+import { LogThrottle } from './log-throttle.js';
 
 export { trackerOptions } from './wiring.js';
 
@@ -131,15 +133,15 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let reconciler: Reconciler | undefined;
 
   // Restart checkpoint: tasks exported before a restart count as finished; the scan backfills the rest.
-  let futureLogged = 0;
+  const futureLog = new LogThrottle();
   const checkpoint = config.state.checkpointFile
     ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000, {
         now,
         onFutureDated: (taskId, completedAt) => {
           metrics.futureTimestamp('checkpoint');
-          if (futureLogged++ < 5 || futureLogged % 100 === 0) {
+          if (futureLog.take()) {
             logger.warn(
-              { checkpoint: config.state.checkpointFile, taskId, completedAt, clamped: futureLogged },
+              { checkpoint: config.state.checkpointFile, taskId, completedAt, clamped: futureLog.count },
               'task completed in the future (clock skew or a bad record): kept in the checkpoint, but not as its watermark',
             );
           }
@@ -170,8 +172,9 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     }
   }
   const exportLog = logger.child({ component: 'otlp' });
-  let exportFailuresLogged = 0;
-  let queueFullLogged = 0;
+  // A dead collector must not flood the log.
+  const exportFailureLog = new LogThrottle();
+  const queueFullLog = new LogThrottle(5, 1000);
   const tracing =
     options.tracing ??
     createTracing(
@@ -192,12 +195,12 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       (outcome, count, error) => {
         metrics.spanOutcome(outcome, count);
         // A dead collector must not flood the log: the first failures, then one in a hundred.
-        if (outcome === 'failed' && (exportFailuresLogged++ < 5 || exportFailuresLogged % 100 === 0)) {
+        if (outcome === 'failed' && exportFailureLog.take()) {
           exportLog.warn({ err: error, spans: count }, 'span export failed; spans in this batch are lost');
         }
-        if (outcome === 'queue_full' && (queueFullLogged++ < 5 || queueFullLogged % 1000 === 0)) {
+        if (outcome === 'queue_full' && queueFullLog.take()) {
           exportLog.warn(
-            { maxQueueSize: config.otel.batch.maxQueueSize, dropped: queueFullLogged },
+            { maxQueueSize: config.otel.batch.maxQueueSize, dropped: queueFullLog.count },
             'span queue full (the collector is slower than the task rate): span dropped; raise otel.batch.maxQueueSize or check the collector',
           );
         }
@@ -232,8 +235,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   }
 
   const enrichLog = logger.child({ component: 'enrichment' });
-  let enrichFailuresLogged = 0;
-  logFastPaths(logger, fastPaths);
+  const enrichFailureLog = new LogThrottle();
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
   const { pipeline } = wirePipeline(config, {
@@ -247,7 +249,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     now,
     enrichmentFailed: (reason, taskId, error) => {
       metrics.enrichmentFailed(reason);
-      if (enrichFailuresLogged++ < 5 || enrichFailuresLogged % 100 === 0) {
+      if (enrichFailureLog.take()) {
         enrichLog.warn({ reason, taskId, err: error }, 'task lookup failed; its span lacks thread, resource and queue data');
       }
     },
@@ -259,6 +261,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
     ],
   });
+  // Every fast path has reported by now (the exporter in createTracing, the span writer in wirePipeline).
+  logFastPaths(logger, fastPaths);
   reconciler = new Reconciler(
     { source, pipeline, tracker, metrics, logger: logger.child({ component: 'reconcile' }), now, scanFrom },
     {
@@ -343,9 +347,16 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       heartbeatMs: config.events.heartbeatSeconds * 1000,
       maxClientBufferBytes: config.events.maxClientBufferBytes,
       maxClients: config.events.maxClients,
+      connectLimit: config.events.connectLimit,
+      openingDrainMs: config.events.openingDrainMs,
     },
     board: { traceUrlTemplate: config.board.traceUrlTemplate },
-    auth: { apiTokens: config.api.tokens, metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [] },
+    auth: {
+      apiTokens: config.api.tokens,
+      metricsTokens: config.api.metricsToken ? [config.api.metricsToken] : [],
+      allowAnonymous: config.api.allowAnonymous,
+      failureLimit: config.api.failedAuthLimit,
+    },
     tasks: { source, config: config.api, metrics, spans: spanIndex },
   });
 

@@ -32,6 +32,7 @@ const serverList = z.string().superRefine((v, ctx) => {
 });
 
 /** A comma-separated list (from an environment variable) or a YAML list. */
+const bool = () => z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
 const splitList = (v: unknown) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter((t) => t !== '') : v);
 const token = z.string().min(16, 'tokens must be at least 16 characters').regex(/^[\x21-\x7e]+$/, 'tokens are printable ASCII without spaces');
 /** What the task API may show of a task's payloads: each is removed unless allowed, and truncated when allowed. */
@@ -180,6 +181,12 @@ export const ConfigSchema = z.strictObject({
       /** Bytes queued for one client that does not read before it is dropped. */
       maxClientBufferBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
       maxClients: int(1, 100_000).default(100),
+      /** Connects per client address per window (429 past it); max 0 turns the limit off. */
+      connectLimit: z
+        .strictObject({ max: int(0, 1_000_000).default(60), timeWindowMs: int(1_000, 86_400_000).default(60_000) })
+        .prefault({}),
+      /** Time a client has to take an opening (snapshot or replay) larger than maxClientBufferBytes before it is dropped. */
+      openingDrainMs: int(100, 600_000).default(10_000),
     })
     .prefault({}),
   board: z
@@ -192,8 +199,14 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   api: z
     .strictObject({
-      /** Bearer tokens accepted on /api/*; empty: the API is open (a warning is logged when not on loopback). */
+      /** Bearer tokens accepted on /api/*; empty: /api/* answers loopback clients only, unless allowAnonymous. */
       tokens: z.preprocess(splitList, z.array(token)).default([]),
+      /** With no token, serve /api/* (task API, event feed) to clients on other hosts too. */
+      allowAnonymous: bool().default(false),
+      /** Wrong bearer tokens per client address per window before 429 for the rest of it; max 0: no limit. */
+      failedAuthLimit: z
+        .strictObject({ max: int(0, 1_000_000).default(10), timeWindowMs: int(1_000, 86_400_000).default(60_000) })
+        .prefault({}),
       /** Bearer token required on /metrics; empty: /metrics is open (Prometheus convention). */
       metricsToken: z.union([z.literal(''), token]).default(''),
       /** Larger perPage values are capped to this. */
@@ -247,6 +260,7 @@ export const ENV_VARS: readonly { name: string; path: string; description: strin
   { name: 'BRIDGE_TRACE_URL_TEMPLATE', path: 'board.traceUrlTemplate', description: 'Trace link on the board, e.g. a Jaeger URL with {traceId}' },
   { name: 'BRIDGE_API_TOKEN', path: 'api.tokens', description: 'Bearer token(s) required on /api/* (comma-separated list)' },
   { name: 'BRIDGE_METRICS_TOKEN', path: 'api.metricsToken', description: 'Bearer token required on /metrics' },
+  { name: 'BRIDGE_API_ALLOW_ANONYMOUS', path: 'api.allowAnonymous', description: 'true: serve /api/* without a token to non-loopback clients too' },
   { name: 'BRIDGE_DEMO_RATE', path: 'demo.ratePerSecond', description: 'Tasks per second the embedded demo starts (0: none)' },
   { name: 'OTEL_SERVICE_NAME', path: 'otel.serviceName', description: 'service.name of the exported spans' },
   { name: 'OTEL_TRACES_EXPORTER', path: 'otel.tracesExporter', description: '`otlp`, or `none` to export no spans' },

@@ -15,7 +15,7 @@
 // Payload contents (args, results, output chunks, suspend payloads, error messages) are never part of an event: they
 // may hold secrets, and the board does not need them.
 
-import type { FinalStatus } from './events.js';
+import type { FinalStatus, TaskIdentity } from './events.js';
 
 export const BRIDGE_EVENT_TYPES = ['started', 'output', 'suspended', 'resumed', 'finished'] as const;
 export type BridgeEventType = (typeof BRIDGE_EVENT_TYPES)[number];
@@ -23,12 +23,7 @@ export type TaskViewStatus = 'running' | 'suspended' | 'pending' | FinalStatus;
 export const TASK_VIEW_STATUSES: readonly TaskViewStatus[] = ['running', 'suspended', 'pending', 'completed', 'failed', 'timed_out', 'cancelled'];
 
 /** A task as `/api/events` shows it. Times are epoch milliseconds. */
-export interface TaskView {
-  taskId: string;
-  toolName: string;
-  toolCallId: string;
-  agentId: string;
-  runId: string;
+export interface TaskView extends TaskIdentity {
   /** From the stored task (enrichment); absent when the lookup failed or is disabled. */
   threadId?: string;
   resourceId?: string;
@@ -112,6 +107,17 @@ export function matches(filter: EventFilter, task: TaskView, type?: BridgeEventT
   return true;
 }
 
+const MAX_CACHED_SNAPSHOTS = 32;
+
+/** One string per distinct filter (sets in sorted order). */
+function filterKey(f: EventFilter): string {
+  return JSON.stringify([
+    f.agentId, f.runId, f.threadId, f.resourceId, f.taskId, f.toolName,
+    f.types ? [...f.types].sort() : null,
+    f.statuses ? [...f.statuses].sort() : null,
+  ]);
+}
+
 export class EventHub {
   readonly epoch: string;
   private readonly ring: (Stored | undefined)[];
@@ -122,6 +128,12 @@ export class EventHub {
   // Until an id is handed out, events are counted but not kept; `retainedFrom` is the first seq kept in the ring.
   private issued = false;
   private retainedFrom = 1;
+  // Snapshot frames built for the current state, by filter and reason: a burst of connects serialises the open tasks
+  // once, not once per client (20,000 open tasks are a 4.3 MB frame). Any change of the snapshot state clears it.
+  private stateVersion = 0;
+  private readonly snapshots = new Map<string, { version: number; frame: string; bytes: Buffer | undefined }>();
+  private snapshotSerialisations = 0;
+  private lastSnapshotBytes = 0;
 
   constructor(private readonly options: HubOptions) {
     if (!(options.bufferSize >= 1)) throw new Error('bufferSize must be at least 1');
@@ -201,6 +213,7 @@ export class EventHub {
   }
 
   private track(type: BridgeEventType, t: TaskView): void {
+    this.stateVersion++;
     if (type === 'finished') {
       this.open.delete(t.taskId);
       this.finished.push(t);
@@ -219,7 +232,23 @@ export class EventHub {
 
   /** Drop an open task from the view without an event (the tracker evicted it at its cap). */
   forget(taskId: string): void {
-    this.open.delete(taskId);
+    if (this.open.delete(taskId)) this.stateVersion++;
+  }
+
+  /**
+   * The frame as bytes, shared: for a snapshot frame of the current state, one Buffer for every client that gets it
+   * (written to each socket without a per-client copy); any other frame is encoded anew.
+   */
+  frameBytes(frame: string): Buffer {
+    for (const s of this.snapshots.values()) {
+      if (s.frame === frame) return (s.bytes ??= Buffer.from(frame, 'utf8'));
+    }
+    return Buffer.from(frame, 'utf8');
+  }
+
+  /** Snapshot frames serialised so far (one per hub state and filter, however many clients connect) and the last size. */
+  stats(): { snapshotSerialisations: number; snapshotBytes: number } {
+    return { snapshotSerialisations: this.snapshotSerialisations, snapshotBytes: this.lastSnapshotBytes };
   }
 
   /**
@@ -271,6 +300,21 @@ export class EventHub {
   }
 
   private snapshotFrame(filter: EventFilter, reason: 'connect' | 'reset', detail?: string): string {
+    const key = `${reason}\u0000${detail ?? ''}\u0000${filterKey(filter)}`;
+    const cached = this.snapshots.get(key);
+    if (cached && cached.version === this.stateVersion) return cached.frame;
+    // Entries of an older state are never valid again.
+    for (const [k, s] of this.snapshots) if (s.version !== this.stateVersion) this.snapshots.delete(k);
+    const frame = this.buildSnapshotFrame(filter, reason, detail);
+    this.snapshotSerialisations++;
+    this.lastSnapshotBytes = Buffer.byteLength(frame);
+    // A bounded number of distinct filters per state: clients with filters of their own each cost one frame.
+    if (this.snapshots.size >= MAX_CACHED_SNAPSHOTS) this.snapshots.delete(this.snapshots.keys().next().value as string);
+    this.snapshots.set(key, { version: this.stateVersion, frame, bytes: undefined });
+    return frame;
+  }
+
+  private buildSnapshotFrame(filter: EventFilter, reason: 'connect' | 'reset', detail?: string): string {
     const tasks: TaskView[] = [];
     for (const t of this.open.values()) if (matches(filter, t)) tasks.push(t);
     const finished = this.finished.filter((t) => matches(filter, t));

@@ -3,7 +3,7 @@
 //
 // Owns: the names of the fast paths, what each one relies on, whether each is active in this process, and how often a
 // per-call fast path fell back. Each fenced module reports here (otel-sdk-internals.ts, otlp-encode.ts through
-// telemetry.ts); startBridge logs the register at start and metrics.ts exposes it
+// telemetry.ts, prom-fast.ts through metrics.ts); startBridge logs the register at start and metrics.ts exposes it
 // (mastra_task_bridge_fast_path_info, mastra_task_bridge_fast_path_fallbacks_total). Must not: know how any fast path
 // works. The upgrade policy for the libraries behind them is in docs/upgrading.md.
 
@@ -14,7 +14,7 @@ export const FAST_PATHS = {
     '@opentelemetry/sdk-trace-base 2.12 tracer fields (_resource, instrumentationScope, _sampler, _spanLimits, _spanProcessor) and a hand-built ReadableSpan; else tracer.startSpan()',
   otel_queue_full_count: '@opentelemetry/sdk-trace-base 2.12 BatchSpanProcessor._droppedSpansCount; else queue_full drops are not counted',
   otlp_encoder: "the bridge's OTLP/protobuf encoder (src/otlp-encode.ts, bytes of @opentelemetry/otlp-transformer 0.223); else ProtobufTraceSerializer",
-  prom_client_series: 'prom-client 15.1 Counter/Histogram internals written at scrape time; else inc()/observe()',
+  prom_client_series: 'prom-client 15.1 Counter/Histogram internals written at scrape time (src/prom-fast.ts); else inc()/observe()',
 } as const;
 
 export type FastPath = keyof typeof FAST_PATHS;

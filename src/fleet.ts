@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { TaskRecord } from './events.js';
 import type { SourceSession } from './source-session.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './sources/types.js';
+import { LogThrottle } from './log-throttle.js';
 
 /** Every address of a host name (A and AAAA), through the system resolver (hosts file, DNS). */
 export type Resolver = (hostname: string) => Promise<string[]>;
@@ -61,7 +62,7 @@ export class Fleet implements TaskSource {
   private timer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
   private nextStore = 0;
-  private resolveFailures = 0;
+  private readonly resolveFailureLog = new LogThrottle(1, 20);
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly options: FleetOptions) {
@@ -128,7 +129,7 @@ export class Fleet implements TaskSource {
       } catch (error) {
         // Keep following the last known addresses: a DNS hiccup must not drop every replica.
         for (const m of this.members.values()) if (m.url.startsWith(`${d.template.protocol}//`)) keep.add(m.url);
-        if (this.resolveFailures++ % 20 === 0) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: resolving the Mastra name failed; keeping the servers found before');
+        if (this.resolveFailureLog.take()) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: resolving the Mastra name failed; keeping the servers found before');
         continue;
       }
       for (const address of addresses) {
@@ -188,14 +189,23 @@ export class Fleet implements TaskSource {
       member.tentative = true;
       return;
     }
+    let inconclusive = false;
     for (const [store, ms] of groups) {
       const other = ms.find((m) => m !== member && !m.tentative && m.session.isConnected) ?? ms.find((m) => m !== member && !m.tentative);
       if (!other) continue;
       const theirs = await probe(other).catch(() => undefined);
-      if (theirs && [...mine].some((id) => theirs.has(id))) {
+      if (theirs === undefined) inconclusive = true;
+      else if ([...mine].some((id) => theirs.has(id))) {
         this.setStore(member, store);
         return;
       }
+    }
+    // A group could not be asked (its servers down): no verdict yet. Tentatively with the first group, placed again
+    // at the next pass, rather than taken for a store of its own for good.
+    if (inconclusive) {
+      member.store ??= groups[0]?.[0] ?? this.nextStore++;
+      member.tentative = true;
+      return;
     }
     // No placed server shares its tasks. Sitting tentatively in a group no placed server holds, it founds that group
     // (the other tentative members are compared with it at their next sync); otherwise it is a store of its own.

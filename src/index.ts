@@ -9,5 +9,6 @@ export { spanName } from './spans.js';
 export { InProcessSource, type MastraLike } from './sources/in-process.js';
 export type { TaskSource, SourceSink, TaskQuery, TaskPage, SpanRef } from './sources/types.js';
 export { SourceError } from './sources/types.js';
-export { buildApp, type BridgeStatus } from './http/app.js';
+export { buildApp } from './http/app.js';
+export type { BridgeStatus } from './status.js';
 export { VERSION } from './version.js';

@@ -19,6 +19,7 @@ import {
   histogramSeries,
   histogramWrite,
   promFastPathActive,
+  promFastPathStatus,
 } from './prom-fast.js';
 import type { OpenCount, OpenTask } from './tracker.js';
 
@@ -56,10 +57,12 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_fast_path_info',
   'mastra_task_bridge_fast_path_fallbacks_total',
   'mastra_task_bridge_future_timestamps_total',
+  'mastra_task_bridge_auth_failures_total',
 ] as const;
 
-/** Why an `/api/events` client was dropped or refused: it did not read (`slow`), or the client cap was reached. */
-export const SSE_DROP_REASONS = ['slow', 'max_clients'] as const;
+/** Why an `/api/events` client was dropped or refused: it did not read (`slow`), the client cap was reached, or its
+ * address passed the connect limit. */
+export const SSE_DROP_REASONS = ['slow', 'max_clients', 'rate_limited'] as const;
 export type SseDropReason = (typeof SSE_DROP_REASONS)[number];
 /** Routes of the task API, the only values of its `route` label (the matched pattern, never the raw URL). */
 export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
@@ -192,6 +195,7 @@ export class BridgeMetrics {
   private readonly apiRateLimited: Counter;
   private readonly apiCache: Counter<'result'>;
   private readonly futureTimestamps: Counter<'where'>;
+  private readonly authFailures: Counter<'result'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
   private readonly knownPairs = new Set<string>();
@@ -266,6 +270,8 @@ export class BridgeMetrics {
     // The same upper bounds, in the same order, as the histogram's own bucket search (flushFinished writes by index).
     this.durationBounds = histogramUpperBounds(this.duration, opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS);
     this.fast = promFastPathActive();
+    const prom = promFastPathStatus();
+    opts.fastPaths?.report('prom_client_series', prom.active, prom.reason);
     this.queueWait = new Histogram({
       name: 'mastra_background_task_queue_wait_seconds',
       help: 'Time a background task waited between creation and its first start.',
@@ -458,7 +464,7 @@ export class BridgeMetrics {
     });
     this.sseDropped = new Counter({
       name: 'mastra_task_bridge_sse_dropped_clients_total',
-      help: 'Clients of /api/events dropped because they did not read (slow: their buffer passed its cap) or refused at the client cap (max_clients).',
+      help: 'Clients of /api/events dropped because they did not read (slow: their buffer passed its cap, or their opening did not drain in time), or refused at the client cap (max_clients) or the per-address connect limit (rate_limited).',
       labelNames: ['reason'],
       registers,
     });
@@ -483,6 +489,13 @@ export class BridgeMetrics {
       registers,
     });
     for (const result of ['hit', 'miss']) this.apiCache.inc({ result }, 0);
+    this.authFailures = new Counter({
+      name: 'mastra_task_bridge_auth_failures_total',
+      help: 'Requests refused for a missing or wrong bearer token (rejected: 401), or refused without a check after too many from one address (rate_limited: 429).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['rejected', 'rate_limited']) this.authFailures.inc({ result }, 0);
     new Gauge({
       name: 'mastra_task_bridge_build_info',
       help: 'Build information; the value is always 1.',
@@ -694,11 +707,6 @@ export class BridgeMetrics {
     this.pair(agentId, toolName).output++;
   }
 
-  /** Pre-register a pair so its series exist at 0 (e.g. from a snapshot task). */
-  touch(agentId: string, toolName: string): void {
-    this.pair(agentId, toolName);
-  }
-
   event(event: EventLabel, result: EventResult, atSeconds?: number): void {
     const e = EVENT_LABELS.indexOf(event);
     const r = EVENT_RESULTS.indexOf(result);
@@ -758,6 +766,10 @@ export class BridgeMetrics {
 
   apiRateLimitedRequest(): void {
     this.apiRateLimited.inc();
+  }
+
+  authFailed(result: 'rejected' | 'rate_limited'): void {
+    this.authFailures.inc({ result });
   }
 
   apiCacheLookup(result: 'hit' | 'miss'): void {

@@ -96,31 +96,19 @@ export class HandBuiltSpan implements ReadableSpan {
   readonly droppedAttributesCount = 0;
   readonly droppedEventsCount = 0;
   readonly droppedLinksCount = 0;
-  readonly parentSpanContext: SpanContext | undefined;
-  readonly name: string;
-  readonly startTime: HrTime;
-  readonly endTime: HrTime;
-  readonly duration: HrTime;
-  readonly status: SpanStatus;
-  readonly attributes: Attributes;
-  readonly events: TimedEvent[];
-  private readonly context: SpanContext;
-
   constructor(
-    f: HandBuiltSpanFields,
+    private readonly context: SpanContext,
+    readonly parentSpanContext: SpanContext | undefined,
+    readonly name: string,
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+    readonly duration: HrTime,
+    readonly status: SpanStatus,
+    readonly attributes: Attributes,
+    readonly events: TimedEvent[],
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,
-  ) {
-    this.context = f.context;
-    this.parentSpanContext = f.parentSpanContext;
-    this.name = f.name;
-    this.startTime = f.startTime;
-    this.endTime = f.endTime;
-    this.duration = f.duration;
-    this.status = f.status;
-    this.attributes = f.attributes;
-    this.events = f.events;
-  }
+  ) {}
 
   spanContext(): SpanContext {
     return this.context;
@@ -128,8 +116,10 @@ export class HandBuiltSpan implements ReadableSpan {
 }
 
 /** Builds the span and hands it to the provider's processors, as SpanImpl.end() does. */
-export function endHandBuilt(out: SpanOutput, fields: HandBuiltSpanFields): void {
-  out.processor.onEnd(new HandBuiltSpan(fields, out.resource, out.scope));
+export function endHandBuilt(out: SpanOutput, f: HandBuiltSpanFields): void {
+  out.processor.onEnd(
+    new HandBuiltSpan(f.context, f.parentSpanContext, f.name, f.startTime, f.endTime, f.duration, f.status, f.attributes, f.events, out.resource, out.scope),
+  );
 }
 
 /**

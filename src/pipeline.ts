@@ -18,6 +18,7 @@ import type { SpanWriter } from './spans.js';
 import type { TaskSink } from './sinks.js';
 import type { StreamMerge } from './stream-merge.js';
 import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface PipelineDeps {
   tracker: TaskTracker;
@@ -45,7 +46,7 @@ const mayBeStale = (r: TaskRecord): boolean => (r.maxRetries ?? 0) > 0 || r.stat
 export class Pipeline {
   private readonly now: () => number;
   private readonly inflight = new Set<Promise<void>>();
-  private invalidLogged = 0;
+  private readonly invalidLog = new LogThrottle(10, 1000);
   // The sinks that observe live transitions and lookups, picked once (most sinks only observe finished tasks).
   private readonly transitionSinks: TaskSink[];
   private readonly lookupSinks: TaskSink[];
@@ -84,10 +85,6 @@ export class Pipeline {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
-  get finishing(): number {
-    return this.inflight.size;
-  }
-
   private handle(parsed: Parsed<TaskEvent>, source: string | undefined): void {
     const observedAt = this.now();
     if (!parsed.ok) {
@@ -117,10 +114,7 @@ export class Pipeline {
   private invalid(kind: EventLabel | undefined, reason: string, detail: string, observedAt = this.now()): void {
     this.deps.metrics.event(kind ?? 'unknown', 'invalid', observedAt / 1000);
     // Bad upstream data is counted always, logged sparingly: a broken upstream must not flood the log.
-    if (this.invalidLogged < 10 || this.invalidLogged % 1000 === 0) {
-      this.deps.logger.warn({ reason, detail, dropped: this.invalidLogged + 1 }, 'dropped invalid upstream event');
-    }
-    this.invalidLogged++;
+    if (this.invalidLog.take()) this.deps.logger.warn({ reason, detail, dropped: this.invalidLog.count }, 'dropped invalid upstream event');
   }
 
   private transition(t: Transition, record?: TaskRecord): void {
@@ -233,15 +227,17 @@ export class Pipeline {
       this.deps.logger.warn({ err: error, taskId: task.taskId }, 'placing a task span failed');
       placed = fallbackPlacement(task, 'run');
     }
-    const { span, exemplar } = this.writeSpan(task, placed);
+    const span = this.deps.spans.write(task, placed);
+    const exemplar = this.exemplarOf(span);
     if (exemplar) this.deps.metrics.exemplarFollows(counted.series, counted.duration, exemplar);
     this.notifyFinished(task, span);
   }
 
   private complete(task: FinishedTask, record: TaskRecord | undefined, where: Placement): void {
     this.settle(task, record);
-    const { span, exemplar } = this.writeSpan(task, where);
-    this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, durationOf(task), exemplar);
+    // The span first: the count carries its exemplar.
+    const span = this.deps.spans.write(task, where);
+    this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, durationOf(task), this.exemplarOf(span));
     this.notifyFinished(task, span);
   }
 
@@ -262,12 +258,11 @@ export class Pipeline {
     return { series: this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, duration, undefined), duration };
   }
 
-  /** Writes the span; its exemplar when it is exported. */
-  private writeSpan(task: FinishedTask, where: Placement): { span: WrittenSpan; exemplar: Exemplar | undefined } {
-    const span: WrittenSpan = this.deps.spans.write(task, where);
-    const exemplar = this.deps.exporting && span.sampled ? { traceId: span.traceId, spanId: span.spanId } : undefined;
-    if (!exemplar) this.deps.metrics.spanOutcome('dropped');
-    return { span, exemplar };
+  /** The count's exemplar: the span, when it is exported (else the span is counted as dropped). */
+  private exemplarOf(span: WrittenSpan): Exemplar | undefined {
+    if (this.deps.exporting && span.sampled) return { traceId: span.traceId, spanId: span.spanId };
+    this.deps.metrics.spanOutcome('dropped');
+    return undefined;
   }
 
   private notifyFinished(task: FinishedTask, span: WrittenSpan): void {

@@ -3,9 +3,9 @@
 //
 // Mastra's storage exporter writes a span after a batch delay (5 s by default), so a lookup made as soon as a quick task
 // ends always misses, and each miss is a request Mastra serves. So the first lookup waits until the span is likely
-// stored: the resolver learns how long after a task's start its span became findable (the longest recent delay, eased
-// down while first lookups hit) and asks then; a miss is retried with exponential delays (250 ms · 2^n: 5 retries
-// wait 7.75 s in all). Lookups of one run share their reads (RunSpanFinder). Nothing waits on this but the span: the
+// stored: the longest recent storage delay of the tool_call spans found (their createdAt − startedAt, Mastra's own
+// clock: where in the exporter's batch cycle a span fell), Mastra's default 5 s until one is found; a miss is retried
+// with exponential delays (250 ms · 2^n: 5 retries wait 7.75 s in all). Lookups of one run share their reads (RunSpanFinder). Nothing waits on this but the span: the
 // terminal count is recorded before placement (pipeline.ts). When the app stores no traces at all, or lookups keep missing
 // (traces sampled out, stored elsewhere), auto placement stops asking for a while and falls back at once: a task's
 // telemetry must never wait on a lookup that cannot succeed. A run whose span was not found after every attempt is
@@ -24,10 +24,14 @@ export interface PlacementOptions {
 
 export const DEFAULT_PLACEMENT: PlacementOptions = { mode: 'auto', attempts: 6, retryDelayMs: 250, timeoutMs: 5_000 };
 
-/** The longest the first lookup is put off after a task's start (Mastra's default batch wait is 5 s). */
+/** The longest the first lookup is put off after a task's start. */
 const MAX_FIRST_WAIT_MS = 10_000;
-/** A first lookup that hits lets the next ones ask a little earlier (so the learned wait does not only grow). */
-const EASE = 0.9;
+/** Before any span was found: Mastra's default storage batch wait (MastraStorageExporter maxBatchWaitMs). */
+const INITIAL_FIRST_WAIT_MS = 5_000;
+/** Storage delays remembered (the first lookup waits for the longest of them). */
+const DELAY_SAMPLES = 32;
+/** Added to the learned delay: the store write itself, and the bridge seeing the task a little late. */
+const FIRST_WAIT_MARGIN_MS = 100;
 
 /** Consecutive tasks whose span was never found before auto placement pauses. */
 const MISSES_BEFORE_PAUSE = 20;
@@ -42,8 +46,9 @@ export class PlacementResolver {
   private misses = 0;
   /** runId → until when its tasks fall back without a lookup (insertion order = expiry order). */
   private readonly missedRuns = new Map<string, number>();
-  /** How long after a task's start its tool_call span has recently become findable (ms). */
-  private storeDelayMs = 0;
+  /** Recent storage delays of found tool_call spans (ms), oldest first; and the first lookup's wait they give. */
+  private readonly delays: number[] = [];
+  private storeDelayMs = INITIAL_FIRST_WAIT_MS;
 
   constructor(
     private readonly source: Pick<TaskSource, 'findToolCallSpan'>,
@@ -65,6 +70,12 @@ export class PlacementResolver {
     if (this.now() < until) return true;
     this.missedRuns.delete(runId);
     return false;
+  }
+
+  private learn(delayMs: number): void {
+    this.delays.push(Math.min(MAX_FIRST_WAIT_MS, delayMs));
+    if (this.delays.length > DELAY_SAMPLES) this.delays.shift();
+    this.storeDelayMs = Math.min(MAX_FIRST_WAIT_MS, Math.max(...this.delays) + FIRST_WAIT_MARGIN_MS);
   }
 
   /** How long the first lookup waits after a task's start, as learned so far (ms). */
@@ -94,8 +105,7 @@ export class PlacementResolver {
       }
       if (found) {
         this.misses = 0;
-        const delay = Math.min(MAX_FIRST_WAIT_MS, Math.max(0, this.now() - startedAt));
-        this.storeDelayMs = attempt === 0 ? Math.min(this.storeDelayMs, delay) * EASE : Math.max(this.storeDelayMs, delay);
+        this.learn(found.storedAfterMs ?? Math.max(0, this.now() - startedAt));
         return { traceId: found.traceId, parentSpanId: found.spanId, origin: 'mastra' };
       }
     }

@@ -28,6 +28,7 @@ import type { BridgeMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { TaskQuery, TaskSource } from './sources/types.js';
 import type { TaskTracker } from './tracker.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface ReconcileOptions {
   perPage: number;
@@ -87,7 +88,7 @@ export class Reconciler {
   /** A pass asked for while one runs (e.g. a reconnect): it runs once that one ends, so it sees the gap. */
   private queued: Promise<void> | undefined;
   private readonly startedAt: number;
-  private skipsLogged = 0;
+  private readonly skipLog = new LogThrottle(1, 20);
   private readonly futureIds = new Set<string>();
 
   constructor(
@@ -220,7 +221,7 @@ export class Reconciler {
     if (from > limit) from = now - this.options.overlapMs;
     const floor = now - this.options.maxLagMs;
     if (floor > this.startedAt && from < floor) {
-      if (this.skipsLogged++ % 20 === 0) {
+      if (this.skipLog.take()) {
         this.deps.logger.warn(
           { skippedFrom: new Date(from).toISOString(), skippedTo: new Date(floor).toISOString(), perPage: this.options.perPage, maxPages: this.options.maxPages },
           'completed-task scan fell behind further than finished tasks are remembered; skipping ahead (tasks that ended unseen in that range are not counted; raise reconcile.perPage or reconcile.maxPages)',
@@ -251,7 +252,7 @@ export class Reconciler {
     this.futureIds.add(record.id);
     if (this.futureIds.size > FUTURE_IDS_KEPT) this.futureIds.delete(this.futureIds.values().next().value!);
     this.deps.metrics.futureTimestamp('reconcile');
-    if (this.futureLogged++ < 5 || this.futureLogged % 100 === 0) {
+    if (this.futureLog.take()) {
       this.deps.logger.warn(
         { taskId: record.id, completedAt: iso(record.completedAt!), limit: iso(limit) },
         'stored task completed in the future (clock skew or a bad record): applied, but it does not move the completed-task scan',
@@ -259,7 +260,7 @@ export class Reconciler {
     }
   }
 
-  private futureLogged = 0;
+  private readonly futureLog = new LogThrottle();
 
   private async countPending(signal?: AbortSignal): Promise<void> {
     const counts = new Map<string, PendingCount>();

@@ -13,6 +13,8 @@ describe('api configuration', () => {
   it('is closed to payloads and open to clients by default', () => {
     expect(ConfigSchema.parse({}).api).toEqual({
       tokens: [],
+      allowAnonymous: false,
+      failedAuthLimit: { max: 10, timeWindowMs: 60000 },
       metricsToken: '',
       maxPerPage: 100,
       upstreamTimeoutMs: 5000,

@@ -34,7 +34,12 @@ function apiApp(mastra: Mastra, api: NonNullable<ConfigInput['api']> = {}, logge
     metrics,
     logger,
     status: () => ({ mode: 'in-process', source: 's', version: 't', connected: true, synced: true, openTasks: 0, tracesExported: false }),
-    auth: { apiTokens: config.tokens, metricsTokens: config.metricsToken ? [config.metricsToken] : [] },
+    auth: {
+      apiTokens: config.tokens,
+      metricsTokens: config.metricsToken ? [config.metricsToken] : [],
+      allowAnonymous: config.allowAnonymous,
+      failureLimit: config.failedAuthLimit,
+    },
     tasks: { source: new InProcessSource(mastra), config, metrics },
   });
   return { app, metrics };
@@ -232,7 +237,8 @@ describe('task API over an in-process Mastra', () => {
 
   describe('auth', () => {
     it('requires a valid bearer token on every /api/* route, and nowhere else without a metrics token', async () => {
-      const { app, metrics } = apiApp(mastra, { tokens: [TOKEN, 'second-token-for-rotation'] });
+      // Thirty wrong tokens from one address: the failed-token limit (test/http-hardening.test.ts) is off here.
+      const { app, metrics } = apiApp(mastra, { tokens: [TOKEN, 'second-token-for-rotation'], failedAuthLimit: { max: 0 } });
       const id = runs[0]!.taskId;
       for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Basic ${TOKEN}` }, { authorization: TOKEN }, { authorization: `Bearer ${TOKEN}x` }, { authorization: 'Bearer' }]) {
         for (const url of ['/api/tasks', `/api/tasks/${id}`, '/api/tasks?status=bogus', '/api/not-a-route', '/api']) {
@@ -261,7 +267,7 @@ describe('task API over an in-process Mastra', () => {
       for (const url of ['/healthz', '/readyz', '/api/tasks']) expect((await app.inject(url)).statusCode, url).toBe(200);
     });
 
-    it('warns at start when the API is open on a non-loopback address, only then', async () => {
+    it('warns at start when the API is open on a non-loopback address (api.allowAnonymous), only then', async () => {
       const warnings = async (host: string, api: NonNullable<ConfigInput['api']>) => {
         const lines: string[] = [];
         const logger = pino({ level: 'warn' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
@@ -270,9 +276,11 @@ describe('task API over an in-process Mastra', () => {
         await app.close();
         return lines.filter((l) => l.includes('task API (/api/*) is open'));
       };
-      expect(await warnings('0.0.0.0', {})).toHaveLength(1);
-      expect(await warnings('127.0.0.1', {})).toHaveLength(0);
-      expect(await warnings('0.0.0.0', { tokens: [TOKEN] })).toHaveLength(0);
+      // Without a token and without allowAnonymous, non-loopback clients get 403: nothing is open, no warning.
+      expect(await warnings('0.0.0.0', {})).toHaveLength(0);
+      expect(await warnings('0.0.0.0', { allowAnonymous: true })).toHaveLength(1);
+      expect(await warnings('127.0.0.1', { allowAnonymous: true })).toHaveLength(0);
+      expect(await warnings('0.0.0.0', { tokens: [TOKEN], allowAnonymous: true })).toHaveLength(0);
     });
   });
 
@@ -297,7 +305,7 @@ describe('task API over an in-process Mastra', () => {
     });
 
     it('limits each client to api.rateLimit.max requests per window with a 429, counted', async () => {
-      const { app } = apiApp(mastra, { rateLimit: { max: 3, timeWindowMs: 60_000 } });
+      const { app } = apiApp(mastra, { rateLimit: { max: 3, timeWindowMs: 60_000 }, allowAnonymous: true });
       const codes = [];
       for (let i = 0; i < 5; i++) codes.push((await app.inject('/api/tasks')).statusCode);
       expect(codes).toEqual([200, 200, 200, 429, 429]);

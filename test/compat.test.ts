@@ -16,6 +16,7 @@ import { FAST_PATHS, FastPaths, logFastPaths } from '../src/fast-paths.js';
 import { BridgeMetrics } from '../src/metrics.js';
 import { CountingBatchSpanProcessor, readSpanOutput } from '../src/otel-sdk-internals.js';
 import { createOtlpTraceSerializer } from '../src/otlp-encode.js';
+import { promFastPathStatus } from '../src/prom-fast.js';
 import { fallbackPlacement } from '../src/span-ids.js';
 import { SpanWriter } from '../src/spans.js';
 import type { TaskSource } from '../src/sources/types.js';
@@ -72,7 +73,7 @@ describe('fast paths on the pinned versions', () => {
     }
   });
 
-  it('a bridge exporting OTLP/protobuf has every OpenTelemetry fast path active, says so at start and on /metrics', async () => {
+  it('a bridge exporting OTLP/protobuf has every fast path active, says so at start and on /metrics', async () => {
     const { logger, lines } = logCapture();
     const bridge = startBridge({
       source: quietSource,
@@ -81,10 +82,10 @@ describe('fast paths on the pinned versions', () => {
     });
     try {
       const states = bridge.tracing.fastPaths!.list();
-      expect(states.map((s) => s.path).sort()).toEqual(['otel_direct_span', 'otel_queue_full_count', 'otlp_encoder']);
+      expect(states.map((s) => s.path).sort()).toEqual(Object.keys(FAST_PATHS).sort());
       for (const s of states) expect(s, s.path).toEqual({ path: s.path, active: true });
       const start = lines().find((l) => l.msg === 'fast paths');
-      expect(start?.fastPaths).toEqual({ otel_direct_span: 'active', otel_queue_full_count: 'active', otlp_encoder: 'active' });
+      expect(start?.fastPaths).toEqual({ otel_direct_span: 'active', otel_queue_full_count: 'active', otlp_encoder: 'active', prom_client_series: 'active' });
       expect(lines().filter((l) => String(l.msg).startsWith('fast path off'))).toEqual([]);
       const text = (await bridge.app.inject({ url: '/metrics' })).body;
       for (const s of states) expect(text).toContain(`mastra_task_bridge_fast_path_info{path="${s.path}",active="true"} 1`);
@@ -135,7 +136,8 @@ describe('fast paths on the pinned versions', () => {
     expect(Buffer.from(ours).equals(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!))).toBe(true);
   });
 
-  it('prom_client_series: the pinned prom-client has the internals metrics.ts writes at scrape time', () => {
+  it('prom_client_series: the pinned prom-client has the internals prom-fast.ts writes at scrape time', () => {
+    expect(promFastPathStatus()).toEqual({ active: true, fallbacks: 0 });
     const OpenMetricsRegistry = Registry as unknown as new (t: string) => Registry;
     const registers = [new OpenMetricsRegistry(Registry.OPENMETRICS_CONTENT_TYPE)];
     const counter = new Counter({ name: 'c_total', help: 'x', labelNames: ['a'], enableExemplars: true, registers }) as unknown as { incWithoutExemplar?: unknown; hashMap?: unknown };

@@ -67,9 +67,10 @@ describe('terminal count and placement', () => {
       config: { metrics: { defaultMetrics: false }, enrichment: { enabled: false }, traces: { parent: 'auto' } },
     });
     await bridge.whenReady(5_000);
+    // Started 10 s ago: its first placement lookup is not put off (see PlacementResolver), so the test does not wait.
     const at = Date.now();
     const payload = { taskId: 'task-1', toolName: 'research_topic', toolCallId: 'call-1', agentId: 'research-agent', runId: RUN };
-    source.sink!.frame(JSON.stringify({ type: 'background-task-running', payload: { ...payload, startedAt: new Date(at - 50).toISOString(), args: {} } }));
+    source.sink!.frame(JSON.stringify({ type: 'background-task-running', payload: { ...payload, startedAt: new Date(at - 10_000).toISOString(), args: {} } }));
     source.sink!.frame(JSON.stringify({ type: 'background-task-completed', payload: { ...payload, completedAt: new Date(at).toISOString(), result: {} } }));
 
     await waitFor(() => source.lookups.length === 1, { timeoutMs: 10_000, message: 'the placement lookup' });

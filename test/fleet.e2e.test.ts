@@ -1,9 +1,10 @@
-// A fleet of real Mastra server processes (src/demo/server.ts) on one real PostgreSQL store (a private cluster this file
+// A fleet of real Mastra server processes (demo/server.ts) on one real PostgreSQL store (a private cluster this file
 // starts), agent runs sent round-robin over HTTP, one bridge following every replica:
 // - separate pubsubs (Mastra's default): each stream carries its replica's tasks; nearly every task must arrive live;
 // - one shared pubsub (UnixSocketPubSub): every event arrives on both streams; nothing may be counted twice;
 // - a replica SIGKILLed and restarted mid-workload;
 // - a replica added while the bridge runs, found by DNS discovery (resolver injected: see that test);
+// - replicas on separate stores, one of them with its stream cut: its store is reconciled on its own;
 // - reconciliation load: listTasks calls per pass with 1 and 3 replicas on one store.
 import { createServer, request, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -184,6 +185,7 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
     await bridge.whenReady(20_000);
     const bKey = `127.0.0.1:${bPort}`;
     await roundRobin([a.url, b.url], 12);
+    const killedAt = Date.now();
     await b.kill('SIGKILL');
     await waitFor(async () => total(await scrape(bridge.app), 'mastra_task_bridge_source_up', { source: bKey }) === 0, { message: 'the killed replica is down' });
     // One of two down: still ready (the other is followed, the shared store reconciled), and /readyz says which.
@@ -192,6 +194,9 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
     const body = ready.json() as { sources: { source: string; connected: boolean }[] };
     expect(body.sources.find((s) => s.source === bKey)?.connected).toBe(false);
     expect(total(await scrape(bridge.app), 'mastra_task_bridge_source_up', { source: new URL(a.url).host })).toBe(1);
+    const board = (await bridge.app.inject({ url: '/' })).body;
+    expect(board).toContain(`Server ${bKey}`);
+    expect(board).toContain(`Server ${new URL(a.url).host}</td><td class="ok">connected`);
     await roundRobin([a.url], 8, 12); // the load balancer sends everything to the survivor meanwhile
     const b2 = await replica(db, {}, undefined, bPort);
     await waitFor(async () => total(await scrape(bridge.app), 'mastra_task_bridge_source_up', { source: bKey }) === 1, { message: 'the restarted replica is followed again' });
@@ -201,18 +206,21 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
     const tasks = await waitFor(
       async () => {
         const all = await listAllTasks(a.url);
-        return all.length >= 28 && all.every((t) => t.status !== 'pending') && all.filter((t) => !TERMINAL.has(t.status)).length <= 4 ? all : undefined;
+        // Everything dispatched after the kill ran on a live replica and ends; what is left unfinished is the killed
+        // replica's orphans (created before the kill, seconds ago: a live replica's tasks take well under a second).
+        return all.length >= 28 && all.every((t) => t.status !== 'pending' && (TERMINAL.has(t.status) || new Date(t.createdAt).getTime() < killedAt)) ? all : undefined;
       },
       { timeoutMs: 90_000, intervalMs: 250, message: 'workload ended' },
     );
     const ended = tasks.filter((t) => TERMINAL.has(t.status));
     const spans = await agreed(bridge, receiver, ended);
     for (const [id, s] of spans) expect(s, `spans of ${id}`).toHaveLength(1);
-    const stillRunning = tasks.filter((t) => t.status === 'running').length;
-    await waitFor(async () => total(await scrape(bridge.app), 'mastra_background_tasks', { status: 'running' }) === stillRunning, {
+    const stillRunning = tasks.filter((t) => t.status === 'running').map((t) => t.id).sort();
+    await waitFor(async () => total(await scrape(bridge.app), 'mastra_background_tasks', { status: 'running' }) === stillRunning.length, {
       timeoutMs: 20_000,
-      message: `${stillRunning} open as stored`,
+      message: `open as stored: ${JSON.stringify(stillRunning)}`,
     });
+    expect([...bridge.tracker.openTasks()].map((t) => t.taskId).sort()).toEqual(stillRunning);
     expect(total(await scrape(bridge.app), 'mastra_task_bridge_source_reconnects_total', { source: bKey })).toBeGreaterThanOrEqual(1);
     await stop(a, b2);
   }, 300_000);
@@ -259,6 +267,40 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
     expect(addresses).toContain('127.0.0.1');
   });
 
+  it('replicas on separate stores: each store is reconciled (tasks only its store knows are found and counted once)', async () => {
+    const a = await replica(pg.createDatabase('store_a'));
+    const b = await replica(pg.createDatabase('store_b'));
+    const pa = await countingProxy(a.url);
+    const pb = await countingProxy(b.url);
+    const bridge = fleetBridge(`${pa.url},${pb.url}`, receiver, { reconcile: { intervalSeconds: 1, overlapSeconds: 5 } });
+    bridges.push(bridge);
+    await waitFor(() => bridge.status().sources?.every((s) => s.connected && s.synced), { timeoutMs: 20_000, message: 'both followed' });
+    // Give each store a task so they can be told apart, then let the bridge place them.
+    await roundRobin([a.url, b.url], 2);
+    await settled(a.url, 1);
+    await settled(b.url, 1);
+    await waitFor(
+      async () => {
+        await bridge.reconcileNow();
+        return bridge.fleet.groups().length === 2;
+      },
+      { timeoutMs: 20_000, message: 'two store groups' },
+    );
+    // b's stream goes silent (its REST routes still answer): its tasks can only be found in its own store.
+    pb.blockStream();
+    await roundRobin([a.url, b.url], 12, 2);
+    const ta = await settled(a.url, 7);
+    const tb = await settled(b.url, 7);
+    const spans = await agreed(bridge, receiver, [...ta, ...tb]);
+    for (const [id, s] of spans) expect(s, `spans of ${id}`).toHaveLength(1);
+    const late = tb.slice(1).map((t) => spans.get(t.id)![0]!.attributes['mastra.background_task.origin']);
+    expect(late.every((o) => o === 'reconciled')).toBe(true);
+    await bridge.close();
+    await pa.close();
+    await pb.close();
+    await stop(a, b);
+  }, 240_000);
+
   it('reconciliation load: listTasks calls per pass do not grow with the number of replicas on one store', async () => {
     const db = pg.createDatabase('load');
     const rs = [await replica(db), await replica(db), await replica(db)];
@@ -286,13 +328,23 @@ describe.skipIf(!havePostgres)('a Mastra fleet on PostgreSQL', () => {
 });
 
 /** An HTTP proxy in front of one replica that counts listTasks requests (GET /api/background-tasks?…). */
-async function countingProxy(target: string): Promise<{ url: string; listCalls: number; close(): Promise<void> }> {
+async function countingProxy(target: string): Promise<{ url: string; listCalls: number; blockStream(): void; close(): Promise<void> }> {
   const t = new URL(target);
-  const state = { listCalls: 0 };
+  const state = { listCalls: 0, blocked: false };
+  const streams = new Set<import('node:http').ServerResponse>();
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && /^\/api\/background-tasks(\?|$)/.test(req.url ?? '')) state.listCalls++;
+    if ((req.url ?? '').startsWith('/api/background-tasks/stream')) {
+      if (state.blocked) {
+        res.writeHead(503).end();
+        return;
+      }
+      streams.add(res);
+      res.on('close', () => streams.delete(res));
+    }
     const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
+      res.flushHeaders(); // an idle SSE stream sends no byte: its headers must not wait for one
       r.pipe(res);
     });
     up.on('error', () => res.destroy());
@@ -305,6 +357,11 @@ async function countingProxy(target: string): Promise<{ url: string; listCalls: 
     url: `http://127.0.0.1:${port}`,
     get listCalls() {
       return state.listCalls;
+    },
+    /** From now on the stream answers 503 and open streams are cut (the REST routes still answer). */
+    blockStream() {
+      state.blocked = true;
+      for (const r of streams) r.destroy();
     },
     close: () =>
       new Promise<void>((r) => {

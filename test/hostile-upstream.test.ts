@@ -253,6 +253,8 @@ describe('a completedAt far in the future never disables backfill', () => {
     // A task that ends unseen after that pass (stored only) must still be found by a later pass.
     up.records.set('gap', storedTask('gap', 'completed', { startedAt: iso(Date.now() - 500), completedAt: iso(Date.now()) }));
     await waitFor(async () => total(await s(), 'mastra_background_task_finished_total') === 3, { timeoutMs: 15_000, message: 'the gap task found' });
+    // Counts come at once; the checkpoint records a task when its span is written, which may wait on placement.
+    await bridge.idle();
     const m = await s();
     expect(total(m, 'mastra_task_bridge_future_timestamps_total', { where: 'checkpoint' })).toBe(1);
     expect(total(m, 'mastra_task_bridge_future_timestamps_total', { where: 'reconcile' })).toBe(1); // once per task

@@ -16,6 +16,7 @@ import { dashboardVariables, panelQueries, substitute } from './support/grafana.
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { freePort, waitFor } from './support/poll.js';
 import { type PrometheusHandle, startPrometheus } from './support/prometheus.js';
+import { PROMETHEUS, describeWith } from './support/system.js';
 
 const RULE_FILES = readdirSync('config/rules').filter((f) => f.endsWith('.rules.yml')).map((f) => resolve('config/rules', f));
 const silent = pino({ level: 'silent' });
@@ -24,7 +25,7 @@ const silent = pino({ level: 'silent' });
 const BUILTINS = { __rate_interval: '10s', __interval: '2s', __range: '2m', datasource: 'prometheus' };
 const RANGE_SECONDS = 180; // covers the whole run
 
-describe('Grafana dashboards against a real Prometheus scraping a live bridge', () => {
+describeWith([PROMETHEUS], 'Grafana dashboards against a real Prometheus scraping a live bridge', () => {
   let receiver: OtlpReceiver;
   let demo: DemoServer | undefined;
   let bridge: BridgeHandle;

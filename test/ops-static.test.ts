@@ -13,8 +13,10 @@ import { GENERATED_FILE, readDashboards, renderDashboardTypes } from './support/
 import { AMTOOL_BIN } from './support/alertmanager.js';
 import { panelQueries } from './support/grafana.js';
 import { JAEGER_BIN } from './support/jaeger.js';
+import { withTraffic } from './support/metrics-text.js';
 import { peerVersion } from './support/peers.js';
 import { promtool } from './support/prometheus.js';
+import { AMTOOL, DOCKER_COMPOSE, PROMTOOL, describeWith, itWith } from './support/system.js';
 
 const RULES_DIR = 'config/rules';
 const ruleFiles = readdirSync(RULES_DIR).filter((f) => f.endsWith('.rules.yml')).map((f) => join(RULES_DIR, f));
@@ -37,22 +39,29 @@ function run(cmd: string, args: string[]): { code: number; out: string } {
 }
 
 describe('Prometheus configuration and rules (promtool)', () => {
-  it('promtool check config accepts config/prometheus.yml and the rule files it loads', () => {
+  itWith([PROMTOOL], 'promtool check config accepts config/prometheus.yml and the rule files it loads', () => {
     const r = promtool(['check', 'config', 'config/prometheus.yml']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`${ruleFiles.length} rule files found`);
   });
 
-  it('promtool check rules accepts every rule file', () => {
+  itWith([PROMTOOL], 'promtool check rules accepts every rule file', () => {
     const r = promtool(['check', 'rules', ...ruleFiles]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
   });
 
-  it('promtool test rules passes every rule unit test file', () => {
+  itWith([PROMTOOL], 'promtool test rules passes every rule unit test file', () => {
     expect(testFiles.length).toBeGreaterThan(0);
     const r = promtool(['test', 'rules', ...testFiles.map((f) => relative(RULES_DIR, f))], { cwd: RULES_DIR });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/FAILED/);
+  });
+
+  itWith([PROMTOOL], "promtool check metrics accepts the bridge's text rendering", async () => {
+    const { body } = await withTraffic().render('text/plain');
+    const r = promtool(['check', 'metrics'], { input: body });
+    expect(r.stderr + r.stdout).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('every alert has a severity, summary, description and a dashboard_url of a shipped dashboard', () => {
@@ -104,7 +113,7 @@ describe('Prometheus configuration and rules (promtool)', () => {
   });
 });
 
-describe('Alertmanager configuration', () => {
+describeWith([AMTOOL], 'Alertmanager configuration', () => {
   it('amtool check-config accepts config/alertmanager.yml', () => {
     const r = run(AMTOOL_BIN, ['check-config', 'config/alertmanager.yml']);
     expect(r.code, r.out).toBe(0);
@@ -134,7 +143,7 @@ describe('Jaeger configuration', () => {
   });
 });
 
-describe('docker-compose.yml and the Dockerfile', () => {
+describeWith([DOCKER_COMPOSE], 'docker-compose.yml', () => {
   const compose = run('docker-compose', ['-f', 'docker-compose.yml', 'config']);
   // docker-compose 1.29 prints ports as 'ip:published:target/proto' and volumes as 'source:target:mode'.
   const resolved = parse(compose.out) as {
@@ -146,10 +155,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(r.code, r.out).toBe(0);
   });
 
-  it('has the six services, each with a pinned image and a healthcheck', () => {
-    expect(Object.keys(resolved.services).sort()).toEqual(['alertmanager', 'bridge', 'grafana', 'jaeger', 'mastra-demo', 'prometheus']);
+  it('has the seven services, each with a pinned image and a healthcheck', () => {
+    expect(Object.keys(resolved.services).sort()).toEqual(['alertmanager', 'bridge', 'grafana', 'jaeger', 'mastra-demo', 'postgres', 'prometheus']);
     for (const [name, s] of Object.entries(resolved.services)) {
-      expect(s.image, name).toMatch(/^[a-z0-9./-]+:(v?\d+\.\d+\.\d+)$/);
+      // PostgreSQL versions are major.minor (15.10): that is its full pin.
+      expect(s.image, name).toMatch(name === 'postgres' ? /^postgres:\d+\.\d+$/ : /^[a-z0-9./-]+:(v?\d+\.\d+\.\d+)$/);
       expect(s.healthcheck?.test?.length, `${name} healthcheck`).toBeGreaterThan(0);
     }
     expect(resolved.services['mastra-demo']?.build?.target).toBe('mastra-demo');
@@ -173,7 +183,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
 
   it('wires the bridge to the demo server, Jaeger over OTLP and a checkpoint volume; Prometheus stores exemplars', () => {
     const bridge = resolved.services.bridge!;
-    expect(bridge.environment?.MASTRA_URL).toBe('http://mastra-demo:4111');
+    // Discovery: every replica of the demo service, on the PostgreSQL store they share.
+    expect(bridge.environment?.MASTRA_URL).toBe('dns+http://mastra-demo:4111');
+    expect((resolved.services['mastra-demo'] as { deploy?: { replicas?: number } }).deploy?.replicas).toBe(2);
+    expect(resolved.services['mastra-demo']?.environment?.DEMO_STORAGE_URL).toMatch(/^postgresql:\/\/[^@]+@postgres:5432\//);
+    expect(resolved.services['mastra-demo']?.environment?.DEMO_REPLICA).toBe('true');
     expect(bridge.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
     // The board's trace links open the Jaeger UI where the browser reaches it: the port published on localhost.
     const jaegerUi = (resolved.services.jaeger?.ports ?? []).map((p) => p.split(':')).find((p) => p[2]?.startsWith('16686'))?.[1];
@@ -200,6 +214,9 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(grafana.environment?.GF_AUTH_ANONYMOUS_ORG_ROLE).toBe('Viewer');
   });
 
+});
+
+describe('the Dockerfile', () => {
   it('the Dockerfile is multi-stage, runs as a non-root user with a /healthz healthcheck, and builds the demo target', () => {
     const text = readFileSync('Dockerfile', 'utf8');
     const stages = [...text.matchAll(/^FROM \S+ AS (\S+)$/gm)].map((m) => m[1]);

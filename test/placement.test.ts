@@ -103,33 +103,48 @@ describe('RunSpanFinder (stored-trace reads shared per run)', () => {
 });
 
 describe('PlacementResolver first lookup', () => {
-  it('asks when the span is likely stored: after one found late, the next task of another run needs one request', async () => {
+  // A fake store that holds each run's tool_call span from `storedAfterMs` after the task started, and says so in the
+  // span (createdAt − startedAt), as Mastra's stored spans do.
+  function store(storedAfterMs: number) {
     let clock = 1_000_000;
     const calls: number[] = [];
-    const storedAfterMs = 5_000; // Mastra's default batch wait
     const started = new Map<string, number>();
     const source = {
       async findToolCallSpan(runId: string): Promise<SpanRef | null> {
         calls.push(clock);
-        return clock - started.get(runId)! >= storedAfterMs ? { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16) } : null;
+        return clock - started.get(runId)! >= storedAfterMs ? { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), storedAfterMs } : null;
       },
     };
     const resolver = new PlacementResolver(source, DEFAULT_PLACEMENT, () => clock, async (ms) => void (clock += ms));
-    const run = async (runId: string) => {
+    const quickTask = async (runId: string) => {
       started.set(runId, clock);
       clock += 100; // a quick task: ends 100 ms after it started
       calls.length = 0;
       const placed = await resolver.resolve({ taskId: `task-${runId}`, runId, toolCallId: 'c', startedAt: started.get(runId)!, completedAt: clock });
-      return { placed, requests: calls.length };
+      return { placed, requests: calls.length, askedAfterMs: calls[0]! - started.get(runId)! };
     };
-    // The first one learns the hard way: misses until its span is stored.
-    const first = await run(RUN_A);
+    return { resolver, quickTask };
+  }
+
+  it('waits Mastra\'s default batch delay before the first span is found, then the storage delay the spans report', async () => {
+    const { resolver, quickTask } = store(2_000); // an app whose exporter writes within 2 s
+    const first = await quickTask(RUN_A);
+    expect(first).toMatchObject({ placed: { origin: 'mastra' }, requests: 1 });
+    expect(first.askedAfterMs).toBeGreaterThanOrEqual(5_000);
+    const second = await quickTask(RUN_B);
+    expect(second).toMatchObject({ placed: { origin: 'mastra' }, requests: 1 });
+    expect(second.askedAfterMs).toBeGreaterThanOrEqual(2_000);
+    expect(second.askedAfterMs).toBeLessThan(5_000);
+    expect(resolver.firstLookupDelayMs).toBeLessThan(5_000);
+  });
+
+  it('a slower store: the first task retries until found, the next one asks once, late enough', async () => {
+    const { quickTask } = store(8_000);
+    const first = await quickTask(RUN_A);
     expect(first.placed.origin).toBe('mastra');
     expect(first.requests).toBeGreaterThan(1);
-    // The next quick task's first request waits until then, and hits.
-    const second = await run(RUN_B);
-    expect(second.placed.origin).toBe('mastra');
-    expect(second.requests).toBe(1);
-    expect(resolver.firstLookupDelayMs).toBeGreaterThanOrEqual(storedAfterMs);
+    const second = await quickTask(RUN_B);
+    expect(second).toMatchObject({ placed: { origin: 'mastra' }, requests: 1 });
+    expect(second.askedAfterMs).toBeGreaterThanOrEqual(8_000);
   });
 });

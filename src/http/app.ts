@@ -12,43 +12,31 @@ import type { Logger } from 'pino';
 import type { EventHub } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
 import { type AuthOptions, registerAuth } from './auth.js';
-import { boardPage, boardScript } from './board.js';
+import { BOARD_CSP, boardPage, boardScript } from './board.js';
 import { registerEventsRoute } from './events.js';
 import { type TasksApiOptions, tasksApi } from './tasks.js';
-
-export interface BridgeStatus {
-  mode: 'demo' | 'in-process' | 'remote';
-  source: string;
-  version: string;
-  connected: boolean;
-  /** The initial sync (connect snapshot + stored running/suspended tasks) has been applied. */
-  synced: boolean;
-  /** Why the bridge is not ready, when it is not. */
-  reason?: string;
-  openTasks: number;
-  tracesExported: boolean;
-  /** Several Mastra servers: each one's state (the bridge is ready while at least one is connected and synced). */
-  sources?: { source: string; connected: boolean; synced: boolean; reason?: string }[];
-}
+import { errorSchema } from './error-schema.js';
+import type { BridgeStatus } from '../status.js';
 
 export interface AppDeps {
   metrics: BridgeMetrics;
   status: () => BridgeStatus;
   logger?: Logger;
   /** `/api/events` and the live board; without it `/` shows the landing part only. */
-  events?: { hub: EventHub; heartbeatMs: number; maxClientBufferBytes: number; maxClients: number };
+  events?: {
+    hub: EventHub;
+    heartbeatMs: number;
+    maxClientBufferBytes: number;
+    maxClients: number;
+    connectLimit?: { max: number; timeWindowMs: number };
+    openingDrainMs?: number;
+  };
   board?: { traceUrlTemplate: string };
   /** Bearer tokens for /api/* and /metrics; none: both open. */
   auth?: AuthOptions;
   /** The task API (/api/tasks); absent: not served. */
   tasks?: TasksApiOptions;
 }
-
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 
 const readySchema = {
   type: 'object',
@@ -69,6 +57,9 @@ const readySchema = {
   required: ['status', 'connected', 'synced'],
 } as const;
 
+/** Open connections the server accepts (events.maxClients streams, scrapes, API calls and the board share them). */
+export const MAX_CONNECTIONS = 1024;
+
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger?.child({ component: 'http' }) as FastifyBaseLogger | undefined,
@@ -76,7 +67,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     // Every route is small; anything bigger is a mistake or an attack.
     bodyLimit: 16 * 1024,
+    // Task ids are up to 128 characters (the route's schema); fastify's default of 100 answered 414 before it.
+    maxParamLength: 256,
+    // Node's default (300 s) lets a client hold a connection open by sending its request slowly; every request here
+    // is a GET without a body. (An answer may stream for longer: /api/events is not bound by this.)
+    requestTimeout: 30_000,
   });
+
+  // A bound on sockets: past it the server refuses new connections instead of running out of descriptors.
+  app.server.maxConnections = MAX_CONNECTIONS;
 
   app.setErrorHandler((error: { statusCode?: number; message: string; validation?: unknown }, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
@@ -88,7 +87,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.status(404).send({ error: 'Not found', message: `${request.method} ${request.url.split('?')[0]} is not a route of this bridge; see /` });
   });
 
-  registerAuth(app, deps.auth ?? { apiTokens: [], metricsTokens: [] });
+  // Browser hardening on every answer: no MIME sniffing, no referrer (a token never leaks through it), no framing.
+  // The board page adds its Content-Security-Policy.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    void reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').header('x-frame-options', 'DENY');
+    done(null, payload);
+  });
+
+  registerAuth(app, { onFailure: (result) => deps.metrics.authFailed(result), ...(deps.auth ?? { apiTokens: [], metricsTokens: [] }) });
   if (deps.tasks) void app.register(tasksApi, deps.tasks);
 
   const boardOptions = {
@@ -97,7 +103,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     eventsEnabled: deps.events !== undefined,
   };
   app.get('/', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
-    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(boardPage(deps.status(), boardOptions));
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', BOARD_CSP)
+      .send(boardPage(deps.status(), boardOptions));
   });
   app.get('/board.js', { schema: { response: { 200: { type: 'string' } } } }, async (_req, reply) => {
     return reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(boardScript());

@@ -7,8 +7,9 @@
 // (never sent to the server, never in access logs) to sessionStorage and sends it as `Authorization: Bearer`; it also
 // asks for one after a 401.
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { BridgeStatus } from './app.js';
+import type { BridgeStatus } from '../status.js';
 
 export interface BoardOptions {
   /** `{traceId}` is replaced by a finished task's trace id; empty: no links. */
@@ -47,6 +48,21 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.empty{color:#57606a;f
 #conn{padding:.1rem .5rem;border-radius:8px;font-size:.85rem;background:#eaeef2}#conn[data-state=live]{background:#dafbe1}
 #conn[data-state=reconnecting],#conn[data-state=unauthorized]{background:#ffdcd7}.bar{display:inline-block;height:.6rem;background:#cf222e;vertical-align:middle}
 .meta td{border:0;padding:.05rem .75rem .05rem 0}footer{margin-top:2rem;padding-bottom:2rem;color:#57606a}`;
+
+/**
+ * The page's Content-Security-Policy: nothing from elsewhere, no inline script (the config block is JSON, not run),
+ * the one inline style by its hash, the event stream from this origin only, and no framing (clickjacking).
+ */
+export const BOARD_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  `style-src 'sha256-${createHash('sha256').update(STYLE, 'utf8').digest('base64')}'`,
+  "connect-src 'self'",
+  "img-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 export function boardPage(s: BridgeStatus, opts: BoardOptions): string {
   const ready = s.connected && s.synced;

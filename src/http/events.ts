@@ -9,14 +9,19 @@
 //
 // Memory per client is bounded: before each write the bytes the socket still holds for the client are checked, and a
 // client holding more than `maxClientBufferBytes` is dropped (socket destroyed, counted as `slow`) instead of queued
-// without bound; so a client never holds more than the cap plus one frame (or its opening burst: one snapshot, or a
-// replay of at most the hub's buffer). Clients past `maxClients` get 503 (counted as `max_clients`).
+// without bound; so a client never holds more than the cap plus one frame. The opening (one snapshot, or a replay of
+// at most the hub's buffer) may be larger than the cap: it is allowed on top of the cap until the socket drains, and a
+// client that has not drained it within `openingDrainMs` is dropped as slow (100 clients that never read kept a 4.3 MB
+// snapshot each before). A snapshot frame is one Buffer shared by every client that gets it (the hub serialises it
+// once per state), so a burst of connects costs one serialisation, not one per client. Clients past `maxClients` get
+// 503 (counted as `max_clients`); an address past `connectLimit` connects per window gets 429 (`rate_limited`).
 // Authentication is not done here: the app's root bearer hook (auth.ts) guards every /api path, this one included.
 
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { BRIDGE_EVENT_TYPES, type BridgeEventType, type EventFilter, type EventHub, TASK_VIEW_STATUSES, type TaskViewStatus } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
+import { errorSchema } from './error-schema.js';
 
 export interface EventsRouteOptions {
   hub: EventHub;
@@ -24,7 +29,10 @@ export interface EventsRouteOptions {
   heartbeatMs: number;
   maxClientBufferBytes: number;
   maxClients: number;
-  preHandler?: preHandlerHookHandler | undefined;
+  /** Connects per client address per window (429 past it); max 0: no limit. Default 60 a minute. */
+  connectLimit?: { max: number; timeWindowMs: number };
+  /** How long a client may take to drain an opening larger than its buffer cap before it is dropped as slow. */
+  openingDrainMs?: number;
 }
 
 export interface EventsRouteHandle {
@@ -75,16 +83,41 @@ export function parseEventsQuery(query: Record<string, unknown>): ParsedQuery {
   return lastEventId === undefined ? { ok: true, filter } : { ok: true, filter, lastEventId };
 }
 
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
-
 interface Client {
   raw: ServerResponse;
   closed: boolean;
   unsubscribe: () => void;
+  /** Bytes of the opening still allowed on top of the cap, until the socket first drains. */
+  allowance: number;
+}
+
+/** Fixed-window connect counts per client address, bounded: stale windows are pruned, and past 10,000 addresses the oldest go. */
+class ConnectLimiter {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** 0 when the connect is allowed, else the seconds until the address's window ends. */
+  take(address: string): number {
+    if (this.max <= 0) return 0;
+    const t = this.now();
+    let w = this.windows.get(address);
+    if (w === undefined || t - w.start >= this.windowMs) {
+      if (w !== undefined) this.windows.delete(address);
+      if (this.windows.size >= 10_000) {
+        for (const [k, v] of this.windows) if (t - v.start >= this.windowMs) this.windows.delete(k);
+        while (this.windows.size >= 10_000) this.windows.delete(this.windows.keys().next().value as string);
+      }
+      w = { start: t, count: 0 };
+      this.windows.set(address, w);
+    }
+    if (w.count >= this.max) return Math.max(1, Math.ceil((w.start + this.windowMs - t) / 1000));
+    w.count++;
+    return 0;
+  }
 }
 
 export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptions): EventsRouteHandle {
@@ -93,6 +126,9 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
   let largestFrame = 0;
   let dropped = 0;
   let heartbeat: NodeJS.Timeout | undefined;
+  const limit = opts.connectLimit ?? { max: 60, timeWindowMs: 60_000 };
+  const limiter = new ConnectLimiter(limit.max, limit.timeWindowMs);
+  const openingDrainMs = opts.openingDrainMs ?? 10_000;
 
   const close = (c: Client): void => {
     if (c.closed) return;
@@ -105,20 +141,25 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
     }
   };
 
-  const send = (c: Client, frame: string, opening = false): void => {
+  const dropSlow = (c: Client): void => {
+    if (c.closed) return;
+    dropped++;
+    opts.metrics.sseClientDropped('slow');
+    close(c);
+    c.raw.destroy();
+  };
+
+  const send = (c: Client, frame: string | Buffer, opening = false): void => {
     if (c.closed) return;
     // Bytes written but not yet taken by the kernel: what this client costs the bridge in memory.
-    if (!opening && c.raw.writableLength > opts.maxClientBufferBytes) {
-      dropped++;
-      opts.metrics.sseClientDropped('slow');
-      close(c);
-      c.raw.destroy();
+    if (!opening && c.raw.writableLength > opts.maxClientBufferBytes + c.allowance) {
+      dropSlow(c);
       return;
     }
     c.raw.write(frame);
-    const bytes = Buffer.byteLength(frame);
+    const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     if (bytes > largestFrame) largestFrame = bytes;
-    if (c.raw.writableLength > peak) peak = c.raw.writableLength;
+    if (!opening && c.raw.writableLength > peak) peak = c.raw.writableLength;
   };
 
   app.addHook('preClose', (done) => {
@@ -132,12 +173,19 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
   app.get(
     '/api/events',
     {
-      ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
-      schema: { response: { 200: { type: 'string' }, 400: errorSchema, 503: errorSchema } },
+      schema: { response: { 200: { type: 'string' }, 400: errorSchema, 429: errorSchema, 503: errorSchema } },
     },
     async (request, reply) => {
       const parsed = parseEventsQuery(request.query as Record<string, unknown>);
       if (!parsed.ok) return reply.status(400).send({ error: 'Bad request', message: parsed.message });
+      const wait = limiter.take(request.ip);
+      if (wait > 0) {
+        opts.metrics.sseClientDropped('rate_limited');
+        return reply
+          .status(429)
+          .header('retry-after', String(wait))
+          .send({ error: 'Too many requests', message: `at most ${limit.max} connects to /api/events per ${limit.timeWindowMs / 1000} s per client` });
+      }
       if (clients.size >= opts.maxClients) {
         dropped++;
         opts.metrics.sseClientDropped('max_clients');
@@ -154,9 +202,10 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
         connection: 'keep-alive',
         // nginx and similar proxies buffer responses unless told not to.
         'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
       });
       raw.socket?.setNoDelay(true);
-      const c: Client = { raw, closed: false, unsubscribe: () => undefined };
+      const c: Client = { raw, closed: false, unsubscribe: () => undefined, allowance: 0 };
       const sub = opts.hub.subscribe(parsed.filter, lastEventId, (frame) => send(c, frame));
       c.unsubscribe = sub.unsubscribe;
       clients.add(c);
@@ -167,7 +216,21 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
       if (sub.opening.kind === 'snapshot' && sub.opening.reason === 'reset') {
         send(c, `: cannot resume from ${JSON.stringify(lastEventId)} (${sub.opening.detail}); state reset\n\n`, true);
       }
-      for (const frame of sub.opening.frames) send(c, frame, true);
+      for (const frame of sub.opening.frames) send(c, sub.opening.kind === 'snapshot' ? opts.hub.frameBytes(frame) : frame, true);
+      // Backpressure on the opening: it may exceed the cap until the socket drains once, within openingDrainMs.
+      if (raw.writableLength > opts.maxClientBufferBytes) {
+        c.allowance = raw.writableLength;
+        const timer = setTimeout(() => {
+          if (raw.writableLength > opts.maxClientBufferBytes) dropSlow(c);
+          else c.allowance = 0;
+        }, openingDrainMs);
+        timer.unref();
+        raw.once('drain', () => {
+          clearTimeout(timer);
+          c.allowance = 0;
+        });
+        raw.once('close', () => clearTimeout(timer));
+      }
       heartbeat ??= setInterval(() => {
         for (const x of [...clients]) send(x, ': ping\n\n');
       }, opts.heartbeatMs).unref();

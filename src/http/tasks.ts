@@ -15,8 +15,10 @@ import { TASK_STATUSES, type TaskRecord, type TaskStatus, finalStatusOf } from '
 import type { BridgeMetrics } from '../metrics.js';
 import { redactTask } from '../redact.js';
 import type { TaskSpanIds } from '../span-index.js';
-import { SourceError, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
+import { SourceError, type TaskFilter, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
 import { LookupCache } from './lookup-cache.js';
+import { LogThrottle } from '../log-throttle.js';
+import { errorSchema } from './error-schema.js';
 
 export interface TasksApiOptions {
   source: Pick<TaskSource, 'kind' | 'getTask' | 'listTasks'>;
@@ -34,14 +36,8 @@ const DATE_COLUMNS = ['createdAt', 'startedAt', 'suspendedAt', 'completedAt'] as
 const FILTERS = ['agentId', 'runId', 'threadId', 'resourceId', 'toolName', 'toolCallId'] as const;
 type DateColumn = (typeof DATE_COLUMNS)[number];
 
-interface ListQuery {
+interface ListQuery extends TaskFilter {
   status?: TaskStatus[];
-  agentId?: string;
-  runId?: string;
-  threadId?: string;
-  resourceId?: string;
-  toolName?: string;
-  toolCallId?: string;
   fromDate?: string;
   toDate?: string;
   dateFilterBy?: DateColumn;
@@ -74,11 +70,6 @@ const listQuerySchema = {
 } as const;
 const KNOWN_PARAMS: ReadonlySet<string> = new Set(Object.keys(listQuerySchema.properties));
 
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 const str = { type: 'string' } as const;
 const taskSchema = {
   type: 'object',
@@ -122,7 +113,7 @@ const listSchema = {
 } as const;
 const errorResponses = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 429: errorSchema, 502: errorSchema, 504: errorSchema };
 
-export interface TaskView {
+export interface ShownTask {
   [key: string]: unknown;
   id: string;
   runId: string;
@@ -132,7 +123,7 @@ export interface TaskView {
 }
 
 interface ShownPage {
-  tasks: TaskView[];
+  tasks: ShownTask[];
   total: number;
 }
 
@@ -148,6 +139,20 @@ function formatValidation(errors: FastifySchemaValidationError[], dataVar: strin
   const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
   const reason = allowed ? `must be one of: ${allowed.join(', ')}` : e.keyword === 'pattern' ? 'contains characters that are not allowed' : e.message;
   return badRequest(`${dataVar}${field ? `/${field}` : ''} ${reason}`);
+}
+
+/**
+ * The order of a merged page: by `col` in `dir`, tasks without a value last whatever the direction (a task not yet
+ * completed has no completedAt), then by id so equal times have one order.
+ */
+export function byColumn(col: DateColumn, dir: 'asc' | 'desc'): (a: TaskRecord, b: TaskRecord) => number {
+  const sign = dir === 'asc' ? 1 : -1;
+  return (a, b) => {
+    const x = a[col];
+    const y = b[col];
+    if (x === undefined || y === undefined) return x === y ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : x === undefined ? 1 : -1;
+    return sign * (x - y) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  };
 }
 
 function iso(ms: number | undefined): string | undefined {
@@ -178,8 +183,8 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   const { source, config, metrics, spans } = opts;
   // The cache holds answers already redacted (payloads are dropped before they are kept) and without span ids (added
   // per request: they change when a task ends).
-  const cache = new LookupCache<TaskView | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
-  let upstreamFailures = 0;
+  const cache = new LookupCache<ShownTask | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
+  const upstreamFailureLog = new LogThrottle();
 
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
@@ -197,7 +202,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     done();
   });
 
-  function lookup<T extends TaskView | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  function lookup<T extends ShownTask | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { value, hit } = cache.get(key, () => withDeadline(config.upstreamTimeoutMs, load));
     metrics.apiCacheLookup(hit ? 'hit' : 'miss');
     return value as Promise<T>;
@@ -208,16 +213,16 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     if (!(error instanceof SourceError)) throw error;
     const u = UPSTREAM[error.kind];
     // An outage fails every request: log the first few, then one in a hundred.
-    if (upstreamFailures++ < 5 || upstreamFailures % 100 === 0) {
-      request.log.warn({ kind: error.kind, detail: error.message, failures: upstreamFailures }, 'task API lookup on Mastra failed');
+    if (upstreamFailureLog.take()) {
+      request.log.warn({ kind: error.kind, detail: error.message, failures: upstreamFailureLog.count }, 'task API lookup on Mastra failed');
     }
     return reply.code(u.status).send({ error: u.error, message: u.message(config.upstreamTimeoutMs) });
   }
 
   /** The record as the API shows it, minus span ids. */
-  function shown(record: TaskRecord): TaskView {
+  function shown(record: TaskRecord): ShownTask {
     const r = redactTask(record, config.redaction);
-    const out: TaskView = {
+    const out: ShownTask = {
       id: record.id,
       status: finalStatusOf(record) ?? record.status,
       toolName: record.toolName,
@@ -242,7 +247,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     return out;
   }
 
-  function withSpan(task: TaskView): TaskView {
+  function withSpan(task: ShownTask): ShownTask {
     const ids = spans?.lookup({ id: task.id, runId: task.runId });
     if (!ids) return task;
     return ids.traceId ? { ...task, traceId: ids.traceId, spanId: ids.spanId } : { ...task, spanId: ids.spanId };
@@ -256,7 +261,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     },
     async (request, reply) => {
       const { id } = request.params;
-      let task: TaskView | null;
+      let task: ShownTask | null;
       try {
         task = await lookup(`task\u0000${id}`, async (signal) => {
           const record = await source.getTask(id, signal);
@@ -290,6 +295,11 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
       const page = q.page ?? 0;
       const perPage = Math.min(q.perPage ?? DEFAULT_PER_PAGE, config.maxPerPage);
       const statuses = q.status ? [...new Set(q.status)].sort() : [];
+      // Ajv's date-time format admits what Date cannot read (a leap second `23:59:60Z`, an offset `+01`): Mastra would
+      // answer 500 (remote) or nothing (in process). Refuse them here.
+      for (const f of ['fromDate', 'toDate'] as const) {
+        if (q[f] !== undefined && Number.isNaN(Date.parse(q[f]))) throw badRequest(`querystring/${f} is not a date-time this server can read (use e.g. 2025-01-31T12:00:00Z)`);
+      }
       if (q.fromDate && q.toDate && Date.parse(q.toDate) < Date.parse(q.fromDate)) throw badRequest('querystring/toDate must not be before fromDate');
       if (source.kind === 'remote' && statuses.length > 1 && page > 0) {
         // A Mastra server filters on one status per request; the bridge merges page 0 of each, not deeper pages.
@@ -307,11 +317,10 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
         result = await lookup(`list\u0000${JSON.stringify(query)}`, async (signal) => {
           const found: TaskPage = await source.listTasks(query, signal);
           let tasks = found.tasks;
-          if (tasks.length > perPage) {
-            // Several statuses from a remote Mastra arrive as one page per status: merge in the asked order, keep a page.
-            const col = query.orderBy!;
-            const dir = query.orderDirection === 'asc' ? 1 : -1;
-            tasks = [...tasks].sort((a, b) => dir * ((a[col] ?? 0) - (b[col] ?? 0))).slice(0, perPage);
+          if (source.kind === 'remote' && statuses.length > 1) {
+            // Several statuses from a remote Mastra arrive as one page per status: merge in the asked order (also when
+            // the union fits one page: it came grouped by status), keep a page.
+            tasks = [...tasks].sort(byColumn(query.orderBy!, query.orderDirection ?? 'desc')).slice(0, perPage);
           }
           if (found.invalid > 0) request.log.warn({ invalid: found.invalid }, 'Mastra returned task records the bridge could not read; left out');
           return { tasks: tasks.map(shown), total: found.total };

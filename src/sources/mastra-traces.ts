@@ -28,6 +28,9 @@ export interface StoredSpan {
   spanId?: unknown;
   spanType?: unknown;
   runId?: unknown;
+  /** Date in process, ISO string over HTTP; createdAt is when the storage exporter wrote the span. */
+  startedAt?: unknown;
+  createdAt?: unknown;
   attributes?: Record<string, unknown> | null;
   metadata?: Record<string, unknown> | null;
 }
@@ -142,8 +145,17 @@ export class RunSpanFinder {
   private remember(entry: RunEntry, span: StoredSpan, traceId: string): void {
     const id = toolCallIdOf(span);
     // The first one stored wins (a resumed tool call can have a second span with the same toolCallId).
-    if (id !== undefined && !entry.spans.has(id)) entry.spans.set(id, { traceId, spanId: span.spanId as string });
+    if (id === undefined || entry.spans.has(id)) return;
+    const ref: SpanRef = { traceId, spanId: span.spanId as string };
+    const storedAfterMs = millis(span.createdAt) - millis(span.startedAt);
+    if (Number.isFinite(storedAfterMs) && storedAfterMs >= 0) ref.storedAfterMs = storedAfterMs;
+    entry.spans.set(id, ref);
   }
+}
+
+function millis(v: unknown): number {
+  if (v instanceof Date) return v.getTime();
+  return typeof v === 'string' ? Date.parse(v) : Number.NaN;
 }
 
 async function getTraceStore(mastra: Mastra): Promise<TraceStore | undefined> {

@@ -21,6 +21,7 @@ import { type TaskRecord, parseTaskRecord } from '../events.js';
 import { type RefusedAnswer, SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
 import { sleepUnlessAborted } from '../sleep.js';
 import { MAX_TRACES_PER_RUN, RunSpanFinder, type StoredSpan } from './mastra-traces.js';
+import { LogThrottle } from '../log-throttle.js';
 
 export interface RemoteSourceOptions {
   baseUrl: string;
@@ -58,7 +59,7 @@ export class RemoteSource implements TaskSource {
   private readonly maxResponseBytes: number;
   private readonly healthyAfterMs: number;
   private authWarned = false;
-  private refusedLogged = 0;
+  private readonly refusedLog = new LogThrottle();
 
   constructor(private readonly options: RemoteSourceOptions) {
     const url = new URL(options.baseUrl);
@@ -167,8 +168,8 @@ export class RemoteSource implements TaskSource {
 
   /** A refused answer: logged sparingly here (the first few, then one in a hundred), counted by the caller. */
   private refuse(message: string, refused: RefusedAnswer, path: string): SourceError {
-    if (this.refusedLogged++ < 5 || this.refusedLogged % 100 === 0) {
-      this.options.logger?.warn({ refused, path: path.split('?')[0], refusedSoFar: this.refusedLogged }, `refused an answer from Mastra: ${message}`);
+    if (this.refusedLog.take()) {
+      this.options.logger?.warn({ refused, path: path.split('?')[0], refusedSoFar: this.refusedLog.count }, `refused an answer from Mastra: ${message}`);
     }
     return new SourceError(message, 'bad_response', { refused });
   }

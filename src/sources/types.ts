@@ -5,14 +5,18 @@
 
 import type { TaskRecord, TaskStatus } from '../events.js';
 
-export interface TaskQuery {
-  status?: TaskStatus | TaskStatus[];
+/** The identity filters Mastra's task list takes (the task API passes its own through unchanged). */
+export interface TaskFilter {
   agentId?: string;
   runId?: string;
   threadId?: string;
   resourceId?: string;
   toolName?: string;
   toolCallId?: string;
+}
+
+export interface TaskQuery extends TaskFilter {
+  status?: TaskStatus | TaskStatus[];
   fromDate?: Date;
   toDate?: Date;
   dateFilterBy?: 'createdAt' | 'startedAt' | 'suspendedAt' | 'completedAt';
@@ -33,6 +37,8 @@ export interface TaskPage {
 export interface SpanRef {
   traceId: string;
   spanId: string;
+  /** How long after it started Mastra stored the span (its createdAt − startedAt, both Mastra's clock), when known. */
+  storedAfterMs?: number;
 }
 
 /** Where the source delivers what it receives. Every call is synchronous and never throws. */
