@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { taskSpanId } from '../src/span-ids.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
@@ -15,6 +15,7 @@ import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, terminal
 import { type JaegerHandle, type JaegerSpan, type JaegerTrace, parentOf, serviceOf, startJaeger, tag } from './support/jaeger.js';
 import { parseExposition, scrape, total } from './support/metrics-text.js';
 import { freePort, waitFor } from './support/poll.js';
+import { JAEGER, describeWith } from './support/system.js';
 
 type Tool = Parameters<typeof dispatchTask>[1];
 const silent = pino({ level: 'silent' });
@@ -43,7 +44,7 @@ async function allTaskSpans(jaeger: JaegerHandle): Promise<Map<string, JaegerSpa
   return out;
 }
 
-describe('a real Jaeger shows each task span inside its agent run, under Mastra’s tool_call span', () => {
+describeWith([JAEGER], 'a real Jaeger shows each task span inside its agent run, under Mastra’s tool_call span', () => {
   const TASKS = 15; // interleaved over the demo's 3 agents: each agent is dealt each of the 5 lifecycles once
   let dir: string;
   let jaeger: JaegerHandle;
@@ -199,7 +200,7 @@ describe('a real Jaeger shows each task span inside its agent run, under Mastra�
   });
 });
 
-describe('the bridge is SIGKILLed and restarts with its checkpoint: Jaeger still holds one span per task', () => {
+describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint: Jaeger still holds one span per task', () => {
   const FIRST: Tool[] = ['research_topic', 'charge_card', 'provision_cluster'];
   const ACROSS_KILL = 2; // tail_logs tasks running at the kill, finishing while the bridge is down
   const LONG_RUN_MS = 8_000;
