@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { taskSpanId } from '../src/span-ids.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
@@ -15,6 +15,7 @@ import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, terminal
 import { type JaegerHandle, type JaegerSpan, type JaegerTrace, parentOf, serviceOf, startJaeger, tag } from './support/jaeger.js';
 import { parseExposition, scrape, total } from './support/metrics-text.js';
 import { freePort, waitFor } from './support/poll.js';
+import { JAEGER, describeWith } from './support/system.js';
 
 type Tool = Parameters<typeof dispatchTask>[1];
 const silent = pino({ level: 'silent' });
@@ -43,7 +44,7 @@ async function allTaskSpans(jaeger: JaegerHandle): Promise<Map<string, JaegerSpa
   return out;
 }
 
-describe('a real Jaeger shows each task span inside its agent run, under Mastraâ€™s tool_call span', () => {
+describeWith([JAEGER], 'a real Jaeger shows each task span inside its agent run, under Mastraâ€™s tool_call span', () => {
   const TASKS = 15; // interleaved over the demo's 3 agents: each agent is dealt each of the 5 lifecycles once
   let dir: string;
   let jaeger: JaegerHandle;
@@ -90,24 +91,44 @@ describe('a real Jaeger shows each task span inside its agent run, under Mastraâ
       timeoutMs: 30_000,
       message: `finished_total == ${JSON.stringify(want)}`,
     });
+    // A task's count can come before its span (the span waits for Mastra's stored trace to place it): Mastra stays up
+    // until the bridge has exported every task span, or the lookups would fail and the spans fall back to `run`.
+    await waitFor(async () => total(await scrape(bridge.app), 'mastra_task_bridge_spans_total', { result: 'exported' }) >= TASKS, {
+      timeoutMs: 60_000,
+      message: 'every task span exported',
+    });
     await bridge.tracing.forceFlush();
     await demo.kill(); // Mastra flushes its OTLP exporter on shutdown
     // Jaeger has a run when its trace holds Mastra's execute_tool span and the bridge's span of every task of the run.
     const runs = [...new Set(tasks.map((t) => t.runId))];
-    await waitFor(
-      async () => {
-        for (const runId of runs) {
-          if (traces.has(runId)) continue;
-          const [found] = await jaeger.search(MASTRA_SERVICE, { 'mastra.metadata.runId': runId });
-          if (!found) continue;
-          const trace = await jaeger.trace(found.traceID);
-          const ids = new Set(trace?.spans.map((s) => tag(s, 'mastra.background_task.id')));
-          if (trace && tasks.filter((t) => t.runId === runId).every((t) => ids.has(t.id))) traces.set(runId, trace);
-        }
-        return traces.size === runs.length;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, message: `every run's trace in Jaeger with its task spans; jaeger log:\n${jaeger.logs()}` },
-    );
+    const missing: string[] = [];
+    try {
+      await waitFor(
+        async () => {
+          missing.length = 0;
+          for (const runId of runs) {
+            if (traces.has(runId)) continue;
+            const [found] = await jaeger.search(MASTRA_SERVICE, { 'mastra.metadata.runId': runId });
+            if (!found) {
+              missing.push(`run ${runId}: no Mastra trace`);
+              continue;
+            }
+            const trace = await jaeger.trace(found.traceID);
+            const ids = new Set(trace?.spans.map((s) => tag(s, 'mastra.background_task.id')));
+            const absent = tasks.filter((t) => t.runId === runId && !ids.has(t.id));
+            if (trace && absent.length === 0) traces.set(runId, trace);
+            for (const t of absent) {
+              const elsewhere = (await taskSpansInJaeger(jaeger, t.id)).map((s) => `${s.traceID} placement=${String(tag(s, 'mastra.background_task.placement'))}`);
+              missing.push(`task ${t.id} (${t.status}) not in Mastra's trace ${found.traceID}; its spans: ${elsewhere.join(', ') || 'none'}`);
+            }
+          }
+          return traces.size === runs.length;
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nnot found:\n${missing.join('\n')}\n--- jaeger log ---\n${jaeger.logs().slice(-3000)}`);
+    }
   }, 240_000);
 
   afterAll(async () => {
@@ -179,7 +200,7 @@ describe('a real Jaeger shows each task span inside its agent run, under Mastraâ
   });
 });
 
-describe('the bridge is SIGKILLed and restarts with its checkpoint: Jaeger still holds one span per task', () => {
+describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint: Jaeger still holds one span per task', () => {
   const FIRST: Tool[] = ['research_topic', 'charge_card', 'provision_cluster'];
   const ACROSS_KILL = 2; // tail_logs tasks running at the kill, finishing while the bridge is down
   const LONG_RUN_MS = 8_000;

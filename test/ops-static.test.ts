@@ -16,7 +16,7 @@ import { JAEGER_BIN } from './support/jaeger.js';
 import { withTraffic } from './support/metrics-text.js';
 import { peerVersion } from './support/peers.js';
 import { promtool } from './support/prometheus.js';
-import { AMTOOL, DOCKER_COMPOSE, PROMTOOL, describeWith, itWith } from './support/system.js';
+import { AMTOOL, DOCKER_COMPOSE, JAEGER, PROMTOOL, describeWith, itWith } from './support/system.js';
 
 const RULES_DIR = 'config/rules';
 const ruleFiles = readdirSync(RULES_DIR).filter((f) => f.endsWith('.rules.yml')).map((f) => join(RULES_DIR, f));
@@ -121,7 +121,7 @@ describeWith([AMTOOL], 'Alertmanager configuration', () => {
 });
 
 describe('Jaeger configuration', () => {
-  it('jaeger validate accepts config/jaeger.yaml (the Jaeger v2 the tests run, on the file docker-compose mounts)', () => {
+  itWith([JAEGER], 'jaeger validate accepts config/jaeger.yaml (the Jaeger v2 the tests run, on the file docker-compose mounts)', () => {
     const r = run(JAEGER_BIN, ['validate', '--config', 'config/jaeger.yaml']);
     expect(r.code, r.out).toBe(0);
   });

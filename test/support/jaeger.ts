@@ -65,6 +65,8 @@ export async function startJaeger(): Promise<JaegerHandle> {
       JAEGER_QUERY_GRPC_ENDPOINT: `127.0.0.1:${queryGrpc}`,
       JAEGER_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
       JAEGER_LOG_LEVEL: 'warn',
+      // Jaeger's query service traces itself to an OTLP collector at localhost:4317 by default: not here.
+      OTEL_TRACES_EXPORTER: 'none',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
