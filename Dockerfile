@@ -2,19 +2,20 @@
 # Images for docker-compose.yml, from one multi-stage build:
 #   --target bridge       (the default, last stage) mastra-task-bridge with production dependencies only; it needs
 #                         MASTRA_URL (the embedded demo mode needs @mastra/core, a dev dependency, and is not in here)
-#   --target mastra-demo  the demo Mastra server (src/demo/server.ts, compiled) with the full dependency tree
-# Both run as the unprivileged `node` user (uid 1000) and carry a HEALTHCHECK. Node 20 is the version the test suite
-# runs on (package.json engines: >=20.19).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+#   --target mastra-demo  the demo Mastra server (demo/server.ts, compiled to dist-demo/) with the full dependency tree
+# Both run as the unprivileged `node` user (uid 1000) and carry a HEALTHCHECK. Node 24 (LTS) is one of the two versions
+# the test suite runs on (.ci/run: 22 and 24; package.json engines: >=22.13).
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
-# ---- build: compile src/ (demo included) to dist/ ------------------------------------------------------------------
+# ---- build: compile src/ to dist/ (what the npm package ships) and demo/ to dist-demo/ (the demo target only) -------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.demo.json ./
 COPY src ./src
-RUN npm run build
+COPY demo ./demo
+RUN npm run build && npm run build:demo
 
 # ---- prod-deps: the bridge's runtime dependencies only --------------------------------------------------------------
 FROM ${NODE_IMAGE} AS prod-deps
@@ -22,7 +23,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-# ---- mastra-demo: a real Mastra server with a continuous demo workload (DEMO_* variables, see src/demo/server.ts) ---
+# ---- mastra-demo: a real Mastra server with a continuous demo workload (DEMO_* variables, see demo/server.ts) -------
 FROM ${NODE_IMAGE} AS mastra-demo
 ENV NODE_ENV=production \
     DEMO_HOST=0.0.0.0 \
@@ -31,13 +32,13 @@ WORKDIR /app
 COPY package.json ./
 # The demo uses @mastra/core, @mastra/hono, @mastra/libsql, ai...: devDependencies of the bridge package.
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+COPY --from=build /app/dist-demo ./dist-demo
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 4111
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.DEMO_PORT||4111)+'/api/background-tasks?perPage=1').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "dist/demo/server.js"]
+CMD ["node", "dist-demo/server.js"]
 
 # ---- bridge (default) -----------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS bridge

@@ -1,7 +1,8 @@
 // npm run bench  (= node --expose-gc --import tsx bench/bench.ts)
 //
-// One run, three measurements; a human summary, then as the FINAL stdout line one JSON object:
-//   {"pipelineEventsPerSec":…,"parseOnlyEventsPerSec":…,"ratio":…,"bytesPerInflightTask":…,"mastraOverheadRatio":…}
+// One run, four measurements; a human summary, then as the FINAL stdout line one JSON object:
+//   {"pipelineEventsPerSec":…,"parseOnlyEventsPerSec":…,"ratio":…,"bytesPerInflightTask":…,"mastraOverheadRatio":…,
+//    "mastraRemoteOverheadRatio":…}   (null for a part that did not run)
 //
 // (a) throughput, in this process: pre-generated SSE `data:` strings (what RemoteSource hands the sink) through
 //     startBridge() (BenchSource → Pipeline: parseFrame → tracker → metrics → spans → BatchSpanProcessor → exporter
@@ -9,12 +10,18 @@
 //     first frame → pipeline idle → forceFlush. Versus a parse-only consumer (parseFrame) of the same strings. Plus
 //     informational variants and a cost breakdown.
 // (b) memory, in a child (`node --expose-gc --import tsx bench/bench.ts --memory`): heap per in-flight task with
-//     100k `running` tasks open in a whole bridge (startBridge, config defaults, enrichment answered from memory).
-// (c) Mastra overhead, in a child (same flags, `--mastra`): a real in-process Mastra (createDemoMastra) running 1000
-//     quick background tasks, without and with the bridge attached, ABBA-alternated, medians.
+//     100k `running` tasks open in a whole bridge (startBridge, config defaults, enrichment answered from memory), and
+//     again with stored records carrying large payloads (256 KiB args and result each).
+// (c) Mastra overhead, in a child (same flags, `--mastra`): a real in-process Mastra (createDemoMastra, observability
+//     on: traces stored + OTLP to a discarding receiver) running 1000 quick background tasks, without and with the
+//     bridge attached, ABBA-alternated, medians.
+// (r) Mastra overhead, remote: the demo Mastra server in its own process (bench/remote-mastra.ts; LibSQL, observability
+//     on) running bursts of agent runs, phases without and with a bridge attached over HTTP (ABBA twice), Mastra's own
+//     CPU time per task compared.
 //
-// `--throughput-only` (node --expose-gc --import tsx bench/bench.ts --throughput-only): part (a) alone, with its
-// informational variants and breakdown; (b) and (c) are skipped and the final JSON line carries null for their figures.
+// Switches: `--parts=a,b,c,r` runs only the parts listed (e.g. `--parts=r`); `--throughput-only` is `--parts=a`.
+// Sizes: BENCH_ROUNDS (a, default 3), BENCH_MASTRA_TASKS (c, default 1000), BENCH_REMOTE_RUNS (r, default 200);
+// BENCH_REMOTE_PARENT=run (r: the bridge with traces.parent run, no trace lookups).
 //
 // Not a test: nothing here asserts a time. It throws only when the telemetry is wrong (lost spans or tasks).
 
@@ -24,17 +31,17 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { startBridge, trackerOptions } from '../src/bridge.js';
+import { startBridge } from '../src/bridge.js';
 import { ConfigSchema } from '../src/config.js';
-import { Enricher } from '../src/enrichment.js';
 import { parseFrame, parseTaskRecord } from '../src/events.js';
 import { BridgeMetrics } from '../src/metrics.js';
-import { Pipeline } from '../src/pipeline.js';
-import { PlacementResolver } from '../src/placement.js';
-import { SpanWriter, type WrittenSpan } from '../src/spans.js';
+import type { Pipeline } from '../src/pipeline.js';
+import type { WrittenSpan } from '../src/span-ids.js';
+import type { SpanWriter } from '../src/spans.js';
 import type { TaskSink } from '../src/sinks.js';
 import { TaskTracker } from '../src/tracker.js';
 import { VERSION } from '../src/version.js';
+import { trackerOptions, wirePipeline } from '../src/wiring.js';
 import {
   BenchSource,
   FakeManager,
@@ -268,10 +275,9 @@ async function inProcessSourceThroughput(gc: Gc | undefined): Promise<RoundResul
 type Stage = 'parse+tracker (no-op metrics, no-op spans)' | '+ real metrics' | '+ real SpanWriter (no processor)' | '+ BatchSpanProcessor + OTLP protobuf serialise';
 const STAGES: Stage[] = ['parse+tracker (no-op metrics, no-op spans)', '+ real metrics', '+ real SpanWriter (no processor)', '+ BatchSpanProcessor + OTLP protobuf serialise'];
 
-/** A bare Pipeline wired like startBridge() does (enrichment off, placement run), with parts swapped for no-ops. */
+/** A bare Pipeline wired by startBridge()'s own wiring (enrichment off, placement run), with parts swapped for no-ops. */
 function stagePipeline(stage: number): { pipeline: Pipeline; flush: () => Promise<void>; exporter?: SerialisingExporter } {
   const config = ConfigSchema.parse({ enrichment: { enabled: false }, traces: { parent: 'run' } });
-  const source = new BenchSource();
   const tracker = new TaskTracker(trackerOptions(config));
   const noop = (): void => undefined;
   const metrics =
@@ -290,26 +296,13 @@ function stagePipeline(stage: number): { pipeline: Pipeline; flush: () => Promis
   const exporter = stage >= 3 ? new SerialisingExporter() : undefined;
   const tracing = benchTracing(exporter);
   const fixed: WrittenSpan = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), sampled: true };
-  const spans =
-    stage >= 2
-      ? new SpanWriter(tracing, {
-          recordArgs: config.traces.recordArgs,
-          recordResult: config.traces.recordResult,
-          recordOutput: config.traces.recordOutput,
-          maxPayloadLength: config.traces.maxPayloadLength,
-          maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
-        })
-      : ({ write: () => fixed } as unknown as SpanWriter);
-  const pipeline = new Pipeline({
+  const { pipeline } = wirePipeline(config, {
+    source: new BenchSource(),
     tracker,
     metrics,
-    spans,
-    enricher: new Enricher(source, config.enrichment, noop),
-    placement: new PlacementResolver(source, { mode: 'run', attempts: 1, retryDelayMs: 0, timeoutMs: 1000 }),
+    tracing,
     logger: silent,
-    exporting: true,
-    maxFrameBytes: config.source.maxFrameBytes,
-    sinks: [],
+    ...(stage >= 2 ? {} : { spans: { write: () => fixed } as unknown as SpanWriter }),
   });
   return { pipeline, flush: () => tracing.forceFlush(), ...(exporter ? { exporter } : {}) };
 }
@@ -347,6 +340,49 @@ interface MemoryResult {
   lookups: number;
   /** Informational: a bare TaskTracker fed by parseFrame, per open task. */
   trackerBytesPerInflightTask: number;
+  /** The same whole bridge, with stored records carrying large payloads (args and result of LARGE_PAYLOAD each). */
+  largePayload: { tasks: number; payloadBytes: number; bytesPerInflightTask: number };
+}
+
+const LARGE_PAYLOAD_TASKS = 2_000;
+const LARGE_PAYLOAD = 256 * 1024;
+
+/**
+ * Heap per open task when every getTask answer carries LARGE_PAYLOAD of args and of result (issue 10: the enrichment
+ * cache held whole records). Each lookup parses a fresh copy, as RemoteSource does with a response body.
+ */
+async function largePayloadMemory(gc: Gc): Promise<MemoryResult['largePayload']> {
+  const N = LARGE_PAYLOAD_TASKS;
+  const now = Date.now();
+  const taskIds = Array.from({ length: N }, () => flat(randomUUID()));
+  const blob = JSON.stringify('x'.repeat(LARGE_PAYLOAD));
+  const source = new BenchSource();
+  let lookups = 0;
+  source.getTask = async (id: string) => {
+    lookups++;
+    const raw =
+      `{"id":${JSON.stringify(id)},"status":"running","toolName":"research_topic","toolCallId":"call_${id}","agentId":"research-agent",` +
+      `"runId":"${randomUUID()}","threadId":"thread-1","resourceId":"user-1","createdAt":"${new Date(now - 2000).toISOString()}",` +
+      `"startedAt":"${new Date(now - 1000).toISOString()}","retryCount":0,"maxRetries":0,"timeoutMs":300000,"args":{"doc":${blob}},"result":{"doc":${blob}}}`;
+    const parsed = parseTaskRecord(JSON.parse(raw));
+    return parsed.ok ? parsed.value : null;
+  };
+  const handle = startBridge({ source, config: { log: { level: 'silent' } }, tracing: benchTracing(undefined), logger: silent });
+  await handle.whenReady(5_000);
+  await source.push(runningFrames(0, 64, now, Array.from({ length: 64 }, () => randomUUID())), BATCH);
+  await handle.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  const open0 = handle.tracker.size;
+  const lookups0 = lookups;
+  const h0 = heapUsed(gc);
+  for (let i = 0; i < N; i += BATCH) await source.push(runningFrames(i, Math.min(BATCH, N - i), now, taskIds), BATCH);
+  const deadline = Date.now() + 120_000;
+  while (lookups - lookups0 < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 50));
+  const h1 = heapUsed(gc);
+  if (handle.tracker.size - open0 !== N) throw new Error(`bridge holds ${handle.tracker.size - open0} new open tasks, expected ${N}`);
+  await handle.close();
+  return { tasks: N, payloadBytes: 2 * LARGE_PAYLOAD, bytesPerInflightTask: (h1 - h0) / N };
 }
 
 function heapUsed(gc: Gc): number {
@@ -446,7 +482,8 @@ async function memoryChild(): Promise<MemoryResult> {
   if (tracker.size !== N) throw new Error(`tracker holds ${tracker.size} tasks, expected ${N}`);
   const trackerBytesPerInflightTask = (h2 - h0) / N;
   tracker = undefined;
-  return { tasks: N, bytesPerInflightTask, bridgeOpen, lookups, trackerBytesPerInflightTask };
+  const largePayload = await largePayloadMemory(gc);
+  return { tasks: N, bytesPerInflightTask, bridgeOpen, lookups, trackerBytesPerInflightTask, largePayload };
 }
 
 // =================================================================================================================
@@ -480,8 +517,9 @@ const MASTRA_TASKS = Number(process.env['BENCH_MASTRA_TASKS'] ?? 1000);
 async function mastraChild(): Promise<MastraResult> {
   process.env['MASTRA_TELEMETRY_DISABLED'] = 'true';
   const gc = getGc();
-  const { createDemoMastra, shutdownDemoMastra } = await import('../src/demo/app.js');
-  const { dispatchQuickTask } = await import('../src/demo/workload.js');
+  const { createDemoMastra, shutdownDemoMastra } = await import('../demo/app.js');
+  const { dispatchQuickTask } = await import('../demo/workload.js');
+  const { OtelExporter } = await import('@mastra/otel-exporter');
   const TERMINAL = new Set(['background-task-completed', 'background-task-failed', 'background-task-cancelled']);
   const agents = ['bench-agent-a', 'bench-agent-b', 'bench-agent-c'];
   const tools = ['quick_task', 'quick_lookup'];
@@ -490,7 +528,18 @@ async function mastraChild(): Promise<MastraResult> {
     gc?.();
     // The demo app (three agents, scripted model, InMemoryStore, quiet logger); concurrency raised so the batch is
     // limited by Mastra's own per-task work rather than by its default slots.
-    const mastra = createDemoMastra({ backgroundTasks: { globalConcurrency: 50, perAgentConcurrency: 50 } });
+    // Observability on, as production apps run it (issue 9): traces stored (Mastra's default 5 s batch wait) and
+    // exported over OTLP to the parent's discarding receiver.
+    const otlp = process.env['BENCH_OTLP_URL'];
+    const mastra = createDemoMastra({
+      backgroundTasks: { globalConcurrency: 50, perAgentConcurrency: 50 },
+      observability: {
+        maxBatchWaitMs: 5_000,
+        exporters: otlp
+          ? [new OtelExporter({ provider: { custom: { endpoint: otlp, protocol: 'http/protobuf' } }, signals: { traces: true, logs: false } })]
+          : [],
+      },
+    });
     const manager = mastra.backgroundTaskManager;
     if (!manager) throw new Error('no backgroundTaskManager');
     // Completion detector (both arms): one stream subscriber counting terminal events.
@@ -574,14 +623,204 @@ async function mastraChild(): Promise<MastraResult> {
 }
 
 // =================================================================================================================
+// (r) Mastra overhead, remote: the demo Mastra server in its own process (bench/remote-mastra.ts) with observability
+// on (traces stored in LibSQL + OTLP to a discarding receiver here), bursts of agent runs, phases without and with a
+// bridge in this process attached over HTTP (config defaults: enrichment on, placement auto). Mastra's own CPU time
+// per task is the figure; the bridge's CPU is this process's and not counted.
+
+interface RemotePhase {
+  arm: 'without' | 'with';
+  tasks: number;
+  burstMs: number;
+  /** Mastra process CPU (user + system) per task over the phase: burst, the bridge catching up (with), a final flush. */
+  cpuMsPerTask: number;
+  /** with: the bridge's finished tasks, spans, placements under Mastra's tool_call span, requests it made to Mastra. */
+  bridgeFinished?: number;
+  spans?: number;
+  placedUnderToolCall?: number;
+  catchUpMs?: number;
+  requests?: Record<string, number>;
+}
+
+interface RemoteResult {
+  phases: RemotePhase[];
+  cpuWithout: number;
+  cpuWith: number;
+  /** cpuWithout / cpuWith: ≥ 0.95 means the bridge costs Mastra at most ~5% CPU per task. */
+  ratio: number;
+}
+
+const REMOTE_RUNS = Number(process.env['BENCH_REMOTE_RUNS'] ?? 200);
+const REMOTE_AT_ONCE = 6;
+/** BENCH_REMOTE_PARENT=run|none measures the bridge with that traces.parent instead of the default (auto). */
+const REMOTE_PARENT = process.env['BENCH_REMOTE_PARENT'] as 'auto' | 'run' | 'none' | undefined;
+
+/** Counts the bridge's requests to Mastra by route (the observability and task lookups it makes). */
+function countingFetch(counts: Record<string, number>): typeof fetch {
+  return (input, init) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const path = url.pathname.replace(/^\/api/, '');
+    const key = path.startsWith('/background-tasks/stream')
+      ? 'stream'
+      : path.startsWith('/background-tasks/')
+        ? 'getTask'
+        : path === '/background-tasks'
+          ? 'listTasks'
+          : path.startsWith('/observability/')
+            ? `observability ${path.replace(/\/[0-9a-f]{16,}(?=\/|$)/g, '/:id')}${url.searchParams.has('runId') ? '?runId' : ''}`
+            : path;
+    counts[key] = (counts[key] ?? 0) + 1;
+    return globalThis.fetch(input, init);
+  };
+}
+
+async function remoteOverhead(): Promise<RemoteResult> {
+  const { RemoteSource } = await import('../src/sources/remote.js');
+  const receiver = await discardingOtlpReceiver();
+  const otlpUrl = receiver.url;
+
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(HERE, 'remote-mastra.ts'), otlpUrl], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, MASTRA_TELEMETRY_DISABLED: 'true' },
+  });
+  const answers: ((x: unknown) => void)[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (line.startsWith(RESULT_MARK)) answers.shift()?.(JSON.parse(line.slice(RESULT_MARK.length)));
+    else log(`  [mastra] ${line}`);
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    stderr.push(line);
+    if (stderr.length > 40) stderr.shift();
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.on('exit', (code) => reject(new Error(`Mastra server exited ${code}${stderr.length ? `:\n${stderr.join('\n')}` : ''}`))),
+  );
+  const ask = <T>(cmd: string): Promise<T> =>
+    Promise.race([new Promise<T>((r) => { answers.push(r as (x: unknown) => void); child.stdin!.write(`${cmd}\n`); }), exited]);
+
+  try {
+    const { url } = await ask<{ url: string }>('url');
+    const phase = async (arm: 'without' | 'with', runs: number): Promise<RemotePhase> => {
+      let handle: ReturnType<typeof startBridge> | undefined;
+      let exporter: PlacementCountingExporter | undefined;
+      const sink = new PlacementSink();
+      const requests: Record<string, number> = {};
+      if (arm === 'with') {
+        exporter = new PlacementCountingExporter();
+        const source = new RemoteSource({ baseUrl: url, fetch: countingFetch(requests) });
+        handle = startBridge({
+          source,
+          config: { log: { level: 'silent' }, ...(REMOTE_PARENT ? { traces: { parent: REMOTE_PARENT } } : {}) },
+          tracing: benchTracing(exporter),
+          logger: silent,
+          sinks: [sink],
+        });
+        const h = handle;
+        exporter.onOutcome = (o, k) => h.metrics.spanOutcome(o, k);
+        await handle.whenReady(10_000);
+      }
+      const { cpuMs: c0 } = await ask<{ cpuMs: number }>('cpu');
+      const burst = await ask<{ tasks: number; ms: number }>(`burst ${runs} ${REMOTE_AT_ONCE}`);
+      const t1 = performance.now();
+      const r: RemotePhase = { arm, tasks: burst.tasks, burstMs: burst.ms, cpuMsPerTask: 0 };
+      if (handle) {
+        const deadline = Date.now() + 60_000;
+        while (sink.n < burst.tasks && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+        await handle.idle();
+        await handle.tracing.forceFlush();
+        r.catchUpMs = performance.now() - t1;
+      }
+      await ask('flush');
+      const { cpuMs: c1 } = await ask<{ cpuMs: number }>('cpu');
+      r.cpuMsPerTask = (c1 - c0) / burst.tasks;
+      if (handle) {
+        r.bridgeFinished = sink.n;
+        r.placedUnderToolCall = exporter?.underToolCall ?? 0;
+        r.spans = exporter?.spans ?? 0;
+        await handle.close();
+        r.requests = requests;
+      }
+      return r;
+    };
+    await phase('without', 30);
+    await phase('with', 30);
+    const schedule: ('without' | 'with')[] = ['without', 'with', 'with', 'without', 'without', 'with', 'with', 'without'];
+    const phases: RemotePhase[] = [];
+    for (const arm of schedule) {
+      const r = await phase(arm, REMOTE_RUNS);
+      phases.push(r);
+      const extra =
+        r.arm === 'with'
+          ? `; bridge: ${r.bridgeFinished} finished, ${r.spans} spans, ${r.placedUnderToolCall} under Mastra's tool_call span, caught up ${fmt(r.catchUpMs ?? 0)} ms after the burst; requests ${JSON.stringify(r.requests)}`
+          : '';
+      log(`    ${r.arm.padEnd(7)} ${r.tasks} tasks, burst ${fmt(r.burstMs)} ms, Mastra CPU ${fmt(r.cpuMsPerTask, 2)} ms/task${extra}`);
+    }
+    const cpuWithout = median(phases.filter((p) => p.arm === 'without').map((p) => p.cpuMsPerTask));
+    const cpuWith = median(phases.filter((p) => p.arm === 'with').map((p) => p.cpuMsPerTask));
+    log(`    OTLP requests received from Mastra: ${receiver.requests}`);
+    return { phases, cpuWithout, cpuWith, ratio: cpuWithout / cpuWith };
+  } finally {
+    child.stdin!.end('quit\n');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await receiver.close();
+  }
+}
+
+/** An OTLP/HTTP receiver for Mastra's own spans (parts c and r): reads each request and throws it away. */
+async function discardingOtlpReceiver(): Promise<{ url: string; readonly requests: number; close(): Promise<void> }> {
+  const http = await import('node:http');
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      requests++;
+      res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    get requests() {
+      return requests;
+    },
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Counts finished tasks. */
+class PlacementSink implements TaskSink {
+  n = 0;
+  finished(): void {
+    this.n++;
+  }
+}
+
+/** The serialising exporter, also counting spans placed under Mastra's own tool_call span. */
+class PlacementCountingExporter extends SerialisingExporter {
+  underToolCall = 0;
+  override export(spans: Parameters<SerialisingExporter['export']>[0], done: Parameters<SerialisingExporter['export']>[1]): void {
+    for (const s of spans) if (s.attributes['mastra.background_task.placement'] === 'mastra') this.underToolCall++;
+    super.export(spans, done);
+  }
+}
+
+// =================================================================================================================
 // Orchestration
 
-function runChild<T>(flag: '--memory' | '--mastra', label: string, timeoutMs: number): Promise<T> {
+function runChild<T>(flag: '--memory' | '--mastra', label: string, timeoutMs: number, env: Record<string, string> = {}): Promise<T> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), flag], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MASTRA_TELEMETRY_DISABLED: 'true' },
+      env: { ...process.env, MASTRA_TELEMETRY_DISABLED: 'true', ...env },
     });
     let result: T | undefined;
     const stderr: string[] = [];
@@ -604,14 +843,7 @@ function runChild<T>(flag: '--memory' | '--mastra', label: string, timeoutMs: nu
 
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
 
-async function main(throughputOnly: boolean): Promise<void> {
-  const started = performance.now();
-  const gc = getGc();
-  const os = await import('node:os');
-  log('mastra-task-bridge bench');
-  log(`node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; gc between rounds: ${gc ? 'yes' : 'no (run via npm run bench)'}`);
-  log('Wall-clock rates move with other load on the machine; the CPU-time figures (events per CPU-second) move less.');
-  log('');
+async function throughput(gc: Gc | undefined): Promise<{ pipelineEps: number; pipelineEpsCpu: number; parseEps: number; ratio: number }> {
   log('(a) Throughput — startBridge({ source: BenchSource }) → Pipeline: parseFrame → tracker → metrics → SpanWriter →');
   log('    NodeTracerProvider + BatchSpanProcessor (config defaults: queue 8192, batch 512, delay 1000 ms) → exporter that');
   log('    serialises each batch with the bridge\'s OtlpTraceSerializer (src/otlp-encode.ts; ProtobufTraceSerializer\'s bytes) and discards it.');
@@ -661,31 +893,60 @@ async function main(throughputOnly: boolean): Promise<void> {
     prevUs = s.usPerEvent;
   }
 
-  if (throughputOnly) {
-    log('');
-    log('(b) and (c) skipped (--throughput-only)');
-  }
-  const mem = throughputOnly ? undefined : await memory();
-  const mastra = throughputOnly ? undefined : await mastraOverhead();
+  return { pipelineEps, pipelineEpsCpu, parseEps, ratio };
+}
+
+type Part = 'a' | 'b' | 'c' | 'r';
+const ALL_PARTS: readonly Part[] = ['a', 'b', 'c', 'r'];
+
+/** `--parts=a,c` runs those parts only; `--throughput-only` is `--parts=a`; no switch runs every part. */
+function partsFrom(argv: readonly string[]): Set<Part> {
+  if (argv.includes('--throughput-only')) return new Set(['a']);
+  const arg = argv.find((a) => a.startsWith('--parts='));
+  if (!arg) return new Set(ALL_PARTS);
+  const parts = arg.slice('--parts='.length).split(',').map((p) => p.trim());
+  for (const p of parts) if (!ALL_PARTS.includes(p as Part)) throw new Error(`unknown bench part "${p}" (parts: ${ALL_PARTS.join(', ')})`);
+  return new Set(parts as Part[]);
+}
+
+async function main(parts: Set<Part>): Promise<void> {
+  const started = performance.now();
+  const gc = getGc();
+  const os = await import('node:os');
+  log('mastra-task-bridge bench');
+  log(`node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; gc between rounds: ${gc ? 'yes' : 'no (run via npm run bench)'}`);
+  log('Wall-clock rates move with other load on the machine; the CPU-time figures (events per CPU-second) move less.');
+  log('');
+  const a = parts.has('a') ? await throughput(gc) : undefined;
+  if (!a) log('(a) skipped');
+  const mem = parts.has('b') ? await memory() : undefined;
+  const mastra = parts.has('c') ? await mastraOverhead() : undefined;
+  const remote = parts.has('r') ? await remoteMastraOverhead() : undefined;
 
   const result = {
-    pipelineEventsPerSec: Math.round(pipelineEps),
-    parseOnlyEventsPerSec: Math.round(parseEps),
-    ratio: Number(ratio.toFixed(3)),
+    pipelineEventsPerSec: a ? Math.round(a.pipelineEps) : null,
+    parseOnlyEventsPerSec: a ? Math.round(a.parseEps) : null,
+    ratio: a ? Number(a.ratio.toFixed(3)) : null,
     bytesPerInflightTask: mem ? Math.round(mem.bytesPerInflightTask) : null,
     mastraOverheadRatio: mastra ? Number(mastra.ratio.toFixed(3)) : null,
+    mastraRemoteOverheadRatio: remote ? Number(remote.ratio.toFixed(3)) : null,
   };
   log('');
   log('Summary');
-  log(`  pipeline throughput      ${fmt(result.pipelineEventsPerSec).padStart(12)} events/s    goal ≥ ${fmt(GOALS.pipelineEventsPerSec)}   ${verdict(result.pipelineEventsPerSec >= GOALS.pipelineEventsPerSec)}`);
-  log(`  pipeline per CPU-second  ${fmt(pipelineEpsCpu).padStart(12)} events/CPU-s`);
-  log(`  parse-only throughput    ${fmt(result.parseOnlyEventsPerSec).padStart(12)} events/s    (reference)`);
-  log(`  pipeline / parse-only    ${result.ratio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.ratio}       ${verdict(result.ratio >= GOALS.ratio)}`);
+  if (a && result.pipelineEventsPerSec !== null && result.parseOnlyEventsPerSec !== null && result.ratio !== null) {
+    log(`  pipeline throughput      ${fmt(result.pipelineEventsPerSec).padStart(12)} events/s    goal ≥ ${fmt(GOALS.pipelineEventsPerSec)}   ${verdict(result.pipelineEventsPerSec >= GOALS.pipelineEventsPerSec)}`);
+    log(`  pipeline per CPU-second  ${fmt(a.pipelineEpsCpu).padStart(12)} events/CPU-s`);
+    log(`  parse-only throughput    ${fmt(result.parseOnlyEventsPerSec).padStart(12)} events/s    (reference)`);
+    log(`  pipeline / parse-only    ${result.ratio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.ratio}       ${verdict(result.ratio >= GOALS.ratio)}`);
+  }
   if (result.bytesPerInflightTask !== null) {
     log(`  bytes per in-flight task ${fmt(result.bytesPerInflightTask).padStart(12)} bytes       goal ≤ ${fmt(GOALS.bytesPerInflightTask)}     ${verdict(result.bytesPerInflightTask <= GOALS.bytesPerInflightTask)}`);
   }
   if (result.mastraOverheadRatio !== null) {
     log(`  Mastra with/without      ${result.mastraOverheadRatio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.mastraOverheadRatio}      ${verdict(result.mastraOverheadRatio >= GOALS.mastraOverheadRatio)}`);
+  }
+  if (result.mastraRemoteOverheadRatio !== null) {
+    log(`  Mastra remote CPU ratio  ${result.mastraRemoteOverheadRatio.toFixed(3).padStart(12)}             goal ≥ ${GOALS.mastraOverheadRatio}      ${verdict(result.mastraRemoteOverheadRatio >= GOALS.mastraOverheadRatio)}`);
   }
   log(`  (total ${fmt((performance.now() - started) / 1000, 1)} s; load average now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
   console.log(JSON.stringify(result));
@@ -699,19 +960,46 @@ async function memory(): Promise<MemoryResult> {
   const mem = await runChild<MemoryResult>('--memory', 'memory', 120_000);
   log(`    ${fmt(mem.bytesPerInflightTask)} bytes per in-flight task (${fmt(mem.bridgeOpen)} open, ${fmt(mem.lookups)} lookups)`);
   log(`    informational: a bare TaskTracker (no stored-record info, no enrichment cache): ${fmt(mem.trackerBytesPerInflightTask)} bytes per task`);
+  const lp = mem.largePayload;
+  log(
+    `    large payloads (each getTask answer carries ${fmt(lp.payloadBytes / 1024)} KiB of args + result, ${fmt(lp.tasks)} tasks): ` +
+      `${fmt(lp.bytesPerInflightTask)} bytes per in-flight task   goal ≤ ${fmt(GOALS.bytesPerInflightTask)}   ${verdict(lp.bytesPerInflightTask <= GOALS.bytesPerInflightTask)}`,
+  );
   return mem;
 }
 
 async function mastraOverhead(): Promise<MastraResult> {
   log('');
   log('(c) Mastra overhead — child: node --expose-gc --import tsx bench/bench.ts --mastra');
-  log('    createDemoMastra({ backgroundTasks: { globalConcurrency 50, perAgentConcurrency 50 } }) (InMemoryStore) per run;');
+  log('    createDemoMastra({ backgroundTasks: { globalConcurrency 50, perAgentConcurrency 50 } }) (InMemoryStore) per run,');
+  log('    observability on (MastraStorageExporter, 5 s batch wait, + @mastra/otel-exporter to a discarding receiver here);');
   log(`    ${MASTRA_TASKS} quick tasks (dispatchQuickTask: 5 ms, 10% fail) dispatched at once; timed first dispatch → all terminal`);
   log('    (one counting stream subscriber in both arms). "with": startBridge({ mastra }) with config defaults (enrichment on,');
   log('    placement auto), spans to the serialising/discarding exporter. ABBA order, 6 runs per arm after a warm-up of each.');
-  const mastra = await runChild<MastraResult>('--mastra', 'mastra', 240_000);
+  const receiver = await discardingOtlpReceiver();
+  let mastra: MastraResult;
+  try {
+    mastra = await runChild<MastraResult>('--mastra', 'mastra', 300_000, { BENCH_OTLP_URL: receiver.url });
+  } finally {
+    await receiver.close();
+  }
+  log(`    OTLP requests received from Mastra: ${receiver.requests}`);
   log(`    median without: ${fmt(mastra.withoutMedian, 1)} tasks/s, with: ${fmt(mastra.withMedian, 1)} tasks/s; in CPU time per task: ${mastra.cpuRatio.toFixed(3)}`);
   return mastra;
+}
+
+async function remoteMastraOverhead(): Promise<RemoteResult> {
+  log('');
+  log('(r) Mastra overhead, remote — the demo Mastra server as its own process (bench/remote-mastra.ts): @mastra/hono,');
+  log('    LibSQL file storage, observability on (MastraStorageExporter with Mastra\'s default 5 s batch wait, plus');
+  log('    @mastra/otel-exporter over OTLP to a discarding receiver in this process), background concurrency 50.');
+  log(`    Phases of ${REMOTE_RUNS} agent runs (scripted model, one quick research_topic call each), ${REMOTE_AT_ONCE} at a time; "with": a`);
+  log(`    bridge in this process on RemoteSource over HTTP, config defaults (enrichment on, placement ${REMOTE_PARENT ?? 'auto'}), from before the`);
+  log('    burst until it has finished every task. Figure: Mastra\'s own CPU (process.cpuUsage, reported by the server) per');
+  log('    task over the phase incl. a final span flush. ABBA twice (4 phases per arm) after a warm-up of each; medians.');
+  const r = await remoteOverhead();
+  log(`    median Mastra CPU per task without: ${fmt(r.cpuWithout, 2)} ms, with: ${fmt(r.cpuWith, 2)} ms; ratio without/with ${r.ratio.toFixed(3)}`);
+  return r;
 }
 
 async function child(flag: string): Promise<void> {
@@ -729,7 +1017,7 @@ function exitSoon(code: number): void {
 }
 
 const flag = process.argv[2];
-(flag === '--memory' || flag === '--mastra' ? child(flag) : main(flag === '--throughput-only')).then(
+(flag === '--memory' || flag === '--mastra' ? child(flag) : main(partsFrom(process.argv.slice(2)))).then(
   () => exitSoon(0),
   (error: unknown) => {
     console.error('bench failed:', error);

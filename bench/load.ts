@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pino from 'pino';
 import { startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { startWorkload } from '../src/demo/workload.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
+import { startWorkload } from '../demo/workload.js';
 
 export interface EndpointReport {
   endpoint: string;

@@ -11,8 +11,8 @@ import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { dispatchQuickTask } from '../src/demo/workload.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
+import { dispatchQuickTask } from '../demo/workload.js';
 import { SerialisingExporter, benchTracing, fmt } from './support.js';
 
 interface Node {

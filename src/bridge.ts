@@ -3,26 +3,31 @@
 
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { type BridgeConfig, type ConfigInput, parseConfig, tracesUrl } from './config.js';
-import { Enricher } from './enrichment.js';
+import { type ConfigInput, type BridgeConfig, parseConfig, sourceServers, tracesUrl } from './config.js';
+import { FastPaths, logFastPaths } from './fast-paths.js';
 import { EventFeed } from './event-feed.js';
 import { EventHub } from './event-hub.js';
 import { Checkpoint } from './checkpoint.js';
-import { ChunkBatch } from './chunk-batch.js';
-import { type BridgeStatus, buildApp } from './http/app.js';
+import { buildApp } from './http/app.js';
+import type { BridgeStatus } from './status.js';
 import { BridgeMetrics } from './metrics.js';
-import { Pipeline } from './pipeline.js';
-import { PlacementResolver } from './placement.js';
+import type { Pipeline } from './pipeline.js';
 import { maxLagFor, Reconciler } from './reconcile.js';
 import { SpanIndex } from './span-index.js';
 import type { TaskSink } from './sinks.js';
 import { InProcessSource, type MastraLike } from './sources/in-process.js';
 import { RemoteSource } from './sources/remote.js';
-import type { SourceSink, TaskSource } from './sources/types.js';
-import { SpanWriter } from './spans.js';
+import type { TaskSource } from './sources/types.js';
+import { SourceSession } from './source-session.js';
+import { StreamMerge } from './stream-merge.js';
+import { Fleet, type Resolver } from './fleet.js';
 import { type Tracing, createTracing } from './telemetry.js';
-import { TaskTracker, type TrackerOptions } from './tracker.js';
+import { TaskTracker } from './tracker.js';
 import { VERSION } from './version.js';
+import { trackerOptions, wirePipeline } from './wiring.js';
+import { LogThrottle } from './log-throttle.js';
+
+export { trackerOptions } from './wiring.js';
 
 export interface StartBridgeOptions {
   /** An in-process Mastra with background tasks enabled. */
@@ -38,6 +43,8 @@ export interface StartBridgeOptions {
   tracing?: Tracing;
   /** Extra observers of finished tasks. */
   sinks?: TaskSink[];
+  /** DNS discovery's resolver (tests); default Node's system resolver. */
+  resolve?: Resolver;
   now?: () => number;
 }
 
@@ -57,46 +64,60 @@ export interface BridgeHandle {
   whenReady(timeoutMs?: number): Promise<void>;
   /** Resolves when every finished task seen so far has its span and terminal count. */
   idle(): Promise<void>;
+  /** Run one reconciliation pass now (tests, operators' tools); resolves when it ends. */
+  reconcileNow(): Promise<void>;
+  /** The Mastra servers followed, each with its session. */
+  readonly fleet: Fleet;
   /** Stop the source, finish in-flight tasks, flush spans, close HTTP. Idempotent. */
   close(): Promise<void>;
 }
 
-/** The tracker's options from the configuration (the bridge and the benchmark build their tracker alike). */
-export function trackerOptions(config: BridgeConfig): Partial<TrackerOptions> {
-  return {
-    maxOpenTasks: config.tracker.maxOpenTasks,
-    dedupeWindowMs: config.tracker.dedupeWindowSeconds * 1000,
-    maxTombstones: config.tracker.maxFinishedIds,
-    maxOutputEvents: config.traces.maxOutputEvents,
-    keepArgs: config.traces.recordArgs,
-    keepOutput: config.traces.recordOutput,
-  };
+/** A source's short name, the value of the `source` label: `host:port` of a remote server, else its kind. */
+export function sourceKey(source: TaskSource): string {
+  const m = /https?:\/\/([^/\s]+)/.exec(source.description);
+  return source.kind === 'remote' && m ? m[1]! : source.kind;
 }
 
 export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const config = parseConfig(options.config);
   const logger = options.logger ?? pino({ level: config.log.level, name: 'mastra-task-bridge' });
   const now = options.now ?? Date.now;
-  let source: TaskSource;
-  if (options.source) source = options.source;
-  else if (options.mastra) source = new InProcessSource(options.mastra);
-  else if (config.source.mastraUrl) {
-    source = new RemoteSource({
-      baseUrl: config.source.mastraUrl,
-      apiPrefix: config.source.apiPrefix,
-      token: config.source.token || undefined,
-      maxFrameBytes: config.source.maxFrameBytes,
-      requestTimeoutMs: config.source.requestTimeoutMs,
-      backoff: config.source.reconnect,
-      logger: logger.child({ component: 'source' }),
-    });
-  } else throw new Error('startBridge needs { mastra } (in process), { source }, or config.source.mastraUrl (a remote Mastra server)');
+  const fixed: TaskSource | undefined = options.source ?? (options.mastra ? new InProcessSource(options.mastra) : undefined);
+  const servers = fixed ? [] : sourceServers(config);
+  if (!fixed && servers.length === 0) {
+    throw new Error('startBridge needs { mastra } (in process), { source }, or config.source.mastraUrl (a remote Mastra server)');
+  }
+  const sourceLog = logger.child({ component: 'source' });
+  // Every server followed is a fleet member with a session of its own; one plain URL is a fleet of one, as before.
+  const fleet = new Fleet({
+    servers,
+    makeSource: (baseUrl) =>
+      new RemoteSource({
+        baseUrl,
+        apiPrefix: config.source.apiPrefix,
+        token: config.source.token || undefined,
+        maxFrameBytes: config.source.maxFrameBytes,
+        maxResponseBytes: config.source.maxResponseBytes,
+        requestTimeoutMs: config.source.requestTimeoutMs,
+        backoff: config.source.reconnect,
+        logger: servers.length > 1 || servers[0]!.startsWith('dns+') ? sourceLog.child({ source: new URL(baseUrl).host }) : sourceLog,
+      }),
+    makeSession: (key, src) => newSession(key, src),
+    dropped: (key) => metrics.forgetSource(key),
+    logger: logger.child({ component: 'discovery' }),
+    refreshMs: config.source.discovery.refreshSeconds * 1000,
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+  });
+  const source: TaskSource = fixed ?? fleet;
   const mode = options.mode ?? (source.kind === 'remote' ? 'remote' : 'in-process');
 
   const tracker = new TaskTracker(trackerOptions(config));
   const hub = new EventHub({ bufferSize: config.events.bufferSize, recentFinished: 200 });
+  // Library bypasses report here (fast-paths.ts): logged below, exposed as mastra_task_bridge_fast_path_info.
+  const fastPaths = options.tracing?.fastPaths ?? new FastPaths();
   const metrics = new BridgeMetrics({
     version: VERSION,
+    fastPaths,
     durationBuckets: config.metrics.durationBuckets,
     queueWaitBuckets: config.metrics.queueWaitBuckets,
     suspendedBuckets: config.metrics.suspendedBuckets,
@@ -112,10 +133,27 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   let reconciler: Reconciler | undefined;
 
   // Restart checkpoint: tasks exported before a restart count as finished; the scan backfills the rest.
-  const checkpoint = config.state.checkpointFile ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000) : undefined;
+  const futureLog = new LogThrottle();
+  const checkpoint = config.state.checkpointFile
+    ? new Checkpoint(config.state.checkpointFile, config.state.checkpointWindowSeconds * 1000, {
+        now,
+        onFutureDated: (taskId, completedAt) => {
+          metrics.futureTimestamp('checkpoint');
+          if (futureLog.take()) {
+            logger.warn(
+              { checkpoint: config.state.checkpointFile, taskId, completedAt, clamped: futureLog.count },
+              'task completed in the future (clock skew or a bad record): kept in the checkpoint, but not as its watermark',
+            );
+          }
+        },
+      })
+    : undefined;
   let scanFrom = now();
   if (checkpoint) {
     const saved = checkpoint.load();
+    if (saved && saved.corruptLines > 0) {
+      logger.warn({ checkpoint: checkpoint.path, corruptLines: saved.corruptLines }, 'checkpoint had torn or corrupt lines: skipped (the file is rewritten)');
+    }
     const from = saved ? checkpoint.backfillFrom(saved) : undefined;
     if (saved && from !== undefined) {
       tracker.rememberFinished(saved.exported.keys(), now());
@@ -134,8 +172,9 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     }
   }
   const exportLog = logger.child({ component: 'otlp' });
-  let exportFailuresLogged = 0;
-  let queueFullLogged = 0;
+  // A dead collector must not flood the log.
+  const exportFailureLog = new LogThrottle();
+  const queueFullLog = new LogThrottle(5, 1000);
   const tracing =
     options.tracing ??
     createTracing(
@@ -145,6 +184,7 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
         tracesUrl: tracesUrl(config),
         protocol: config.otel.protocol,
         timeoutMs: config.otel.timeoutMs,
+        fastPaths,
         batch: {
           maxQueueSize: config.otel.batch.maxQueueSize,
           maxExportBatchSize: Math.min(config.otel.batch.maxExportBatchSize, config.otel.batch.maxQueueSize),
@@ -155,12 +195,12 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       (outcome, count, error) => {
         metrics.spanOutcome(outcome, count);
         // A dead collector must not flood the log: the first failures, then one in a hundred.
-        if (outcome === 'failed' && (exportFailuresLogged++ < 5 || exportFailuresLogged % 100 === 0)) {
+        if (outcome === 'failed' && exportFailureLog.take()) {
           exportLog.warn({ err: error, spans: count }, 'span export failed; spans in this batch are lost');
         }
-        if (outcome === 'queue_full' && (queueFullLogged++ < 5 || queueFullLogged % 1000 === 0)) {
+        if (outcome === 'queue_full' && queueFullLog.take()) {
           exportLog.warn(
-            { maxQueueSize: config.otel.batch.maxQueueSize, dropped: queueFullLogged },
+            { maxQueueSize: config.otel.batch.maxQueueSize, dropped: queueFullLog.count },
             'span queue full (the collector is slower than the task rate): span dropped; raise otel.batch.maxQueueSize or check the collector',
           );
         }
@@ -183,6 +223,9 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       logger.error({ err: error, checkpoint: checkpoint?.path }, 'writing the checkpoint failed');
     }
   }
+  if (tracing.exporting && tracing.retryAfterGuarded === false) {
+    exportLog.warn('the OTLP exporter is not the pinned SDK shape: a collector answering Retry-After: 0 makes Node warn (TimeoutNegativeWarning) on each retry');
+  }
   if (!tracing.exporting) {
     logger.info(
       config.otel.tracesExporter === 'none'
@@ -192,39 +235,24 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   }
 
   const enrichLog = logger.child({ component: 'enrichment' });
-  let enrichFailuresLogged = 0;
-  const enricher = new Enricher(source, config.enrichment, (reason, taskId, error) => {
-    metrics.enrichmentFailed(reason);
-    if (enrichFailuresLogged++ < 5 || enrichFailuresLogged % 100 === 0) {
-      enrichLog.warn({ reason, taskId, err: error }, 'task lookup failed; its span lacks thread, resource and queue data');
-    }
-  });
-  const placement = new PlacementResolver(source, {
-    mode: config.traces.parent,
-    attempts: config.traces.lookupAttempts,
-    retryDelayMs: config.traces.lookupRetryDelayMs,
-    timeoutMs: config.enrichment.timeoutMs,
-  });
-  const spans = new SpanWriter(tracing, {
-    recordArgs: config.traces.recordArgs,
-    recordResult: config.traces.recordResult,
-    recordOutput: config.traces.recordOutput,
-    maxPayloadLength: config.traces.maxPayloadLength,
-    maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
-    errorMessage: config.traces.errorMessage,
-  });
+  const enrichFailureLog = new LogThrottle();
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
-  const pipeline = new Pipeline({
+  const { pipeline } = wirePipeline(config, {
+    source,
+    // Several streams may carry the same events (replicas sharing a pubsub): merge them (stream-merge.ts).
+    ...(fleet.multi ? { merge: new StreamMerge(config.tracker.maxOpenTasks) } : {}),
     tracker,
     metrics,
-    spans,
-    enricher,
-    placement,
+    tracing,
     logger: logger.child({ component: 'pipeline' }),
-    exporting: tracing.exporting,
-    maxFrameBytes: config.source.maxFrameBytes,
     now,
+    enrichmentFailed: (reason, taskId, error) => {
+      metrics.enrichmentFailed(reason);
+      if (enrichFailureLog.take()) {
+        enrichLog.warn({ reason, taskId, err: error }, 'task lookup failed; its span lacks thread, resource and queue data');
+      }
+    },
     sinks: [
       new EventFeed(hub, { exporting: tracing.exporting, holdForLookup: config.enrichment.enabled }),
       spanIndex,
@@ -233,6 +261,8 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       ...(checkpoint && !tracing.exporting ? [{ finished: (t: { taskId: string; completedAt: number }) => recordCheckpoint([t]) }] : []),
     ],
   });
+  // Every fast path has reported by now (the exporter in createTracing, the span writer in wirePipeline).
+  logFastPaths(logger, fastPaths);
   reconciler = new Reconciler(
     { source, pipeline, tracker, metrics, logger: logger.child({ component: 'reconcile' }), now, scanFrom },
     {
@@ -245,109 +275,66 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   );
   const rec = reconciler;
 
-  let connected = false;
-  let synced = false;
-  /** Connection attempts that failed since the last successful connect, and the reason last logged. */
-  let failedAttempts = 0;
-  let lastFailure: string | undefined;
-  let reason: string | undefined = 'connecting to the Mastra background-task stream';
-  let generation = 0;
-  const readyWaiters = new Set<() => void>();
-  const sourceLog = logger.child({ component: 'source' });
   const abort = new AbortController();
+  const readyWaiters = new Set<() => void>();
+  function newSession(key: string, src: TaskSource): SourceSession {
+    metrics.sourceUp(key, false);
+    return new SourceSession({
+      key,
+      description: src.description,
+      target: pipeline,
+      // A replica's store is found out on connect (one listTasks, not one per pass); then the shared pass runs.
+      sync: fleet.multi ? async (signal) => {
+        await fleet.place(key, signal).catch((error) => sourceLog.warn({ err: error, source: key }, 'could not tell which store this Mastra server uses; retrying at its next sync'));
+        await rec.pass(signal);
+      } : (signal) => rec.pass(signal),
+      up: (up) => metrics.sourceUp(key, up),
+      reconnect: (why) => metrics.sourceReconnect(key, why),
+      changed: () => {
+        if (!isReady()) return;
+        for (const w of [...readyWaiters]) w();
+      },
+      openTasks: () => tracker.size,
+      logger: fleet.multi ? sourceLog.child({ source: key }) : sourceLog,
+      now,
+    });
+  }
+  const sessions = (): SourceSession[] => fleet.list().map((m) => m.session);
+  // A fleet is ready while at least one server is connected and synced: reconciliation covers a dead replica's
+  // store, and the per-source metrics page for it (README, "Several Mastra replicas").
+  const isReady = (): boolean => sessions().some((x) => x.ready);
 
   const status = (): BridgeStatus => {
+    const all = sessions().map((x) => x.status());
+    const ready = all.some((x) => x.connected && x.synced);
     const s: BridgeStatus = {
       mode,
       source: source.description,
       version: VERSION,
-      connected,
-      synced,
+      connected: all.some((x) => x.connected),
+      synced: ready,
       openTasks: tracker.size,
       tracesExported: tracing.exporting,
     };
-    if (!(connected && synced) && reason) s.reason = reason;
+    if (!ready) {
+      const why = all.find((x) => x.connected)?.reason ?? all[0]?.reason;
+      s.reason = all.length === 0 ? 'no Mastra server found yet (discovery has no address for the name)' : all.length > 1 ? `no Mastra server ready (${all.map((x) => `${x.key}: ${x.reason ?? 'not ready'}`).join('; ')})` : (why ?? 'not ready');
+    }
+    if (fleet.multi) s.sources = all.map((x) => ({ source: x.key, connected: x.connected, synced: x.synced, ...(x.reason ? { reason: x.reason } : {}) }));
     return s;
   };
 
-  // In-process chunks are handled once per event-loop turn, off Mastra's publish path (chunk-batch.ts says why).
-  // Everything queued is handed over before a connect or disconnect is acted on, before idle() and on close.
-  const chunks = new ChunkBatch(
-    (c) => pipeline.chunk(c),
-    (error) => sourceLog.error({ err: error }, 'handling a background-task chunk failed'),
-  );
-  const sink: SourceSink = {
-    chunk: (c) => chunks.push(c),
-    frame: (d) => {
-      if (chunks.size > 0) chunks.flush();
-      pipeline.frame(d);
-    },
-    dropped: (why, detail) => {
-      if (chunks.size > 0) chunks.flush();
-      pipeline.dropped(why, detail);
-    },
-    connected: () => {
-      chunks.flush();
-      connected = true;
-      failedAttempts = 0;
-      lastFailure = undefined;
-      synced = false;
-      reason = 'initial sync with Mastra not finished';
-      metrics.sourceUp(true);
-      const gen = ++generation;
-      sourceLog.info({ source: source.description }, 'connected to the background-task stream');
-      rec.pass(abort.signal).then(
-        () => {
-          if (gen !== generation || !connected) return;
-          synced = true;
-          reason = undefined;
-          sourceLog.info({ openTasks: tracker.size }, 'initial sync applied; ready');
-          for (const w of readyWaiters) w();
-        },
-        (error) => {
-          if (gen !== generation || abort.signal.aborted) return;
-          reason = `initial sync failed: ${(error as Error).message}`;
-          sourceLog.warn({ err: error }, 'initial sync failed; open tasks will be picked up from the stream');
-          // The stream is live and will correct itself; do not keep the bridge unready forever.
-          synced = true;
-          for (const w of readyWaiters) w();
-        },
-      );
-    },
-    disconnected: (why, error) => {
-      chunks.flush();
-      const wasConnected = connected;
-      if (why !== 'stopped') metrics.sourceReconnect(why);
-      connected = false;
-      synced = false;
-      generation++;
-      reason = `disconnected: ${why}`;
-      metrics.sourceUp(false);
-      if (abort.signal.aborted) return;
-      if (wasConnected) {
-        sourceLog.warn({ reason: why, err: error }, 'background-task stream ended; reconnecting');
-        return;
-      }
-      // A bridge that never gets through (wrong MASTRA_URL, port or prefix; Mastra down) must say so, without a line
-      // per retry: the first failure of each kind, then every 20th. Rejected credentials are logged by the source.
-      failedAttempts++;
-      if (why !== 'unauthorized' && (why !== lastFailure || failedAttempts % 20 === 0)) {
-        lastFailure = why;
-        sourceLog.warn(
-          { reason: why, err: error, attempts: failedAttempts, source: source.description },
-          'cannot connect to the background-task stream; retrying with backoff',
-        );
-      }
-    },
-  };
-  const running = source.run(sink, abort.signal).catch((error) => {
-    sourceLog.error({ err: error }, 'source stopped unexpectedly');
-  });
+  if (fixed) fleet.addFixed({ key: sourceKey(fixed), source: fixed });
+  else fleet.start();
   const pruneTimer = setInterval(() => tracker.prune(now()), 30_000);
   pruneTimer.unref();
   // Periodic reconciliation while connected (one also runs after every connect).
   const reconcileTimer = setInterval(() => {
-    if (connected && synced) void rec.pass(abort.signal).catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
+    if (!isReady()) return;
+    void fleet
+      .settle(abort.signal)
+      .then(() => rec.pass(abort.signal))
+      .catch((error) => sourceLog.warn({ err: error }, 'reconciliation pass failed'));
   }, config.reconcile.intervalSeconds * 1000);
   reconcileTimer.unref();
 
@@ -385,14 +372,15 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
     tracing,
     events: hub,
     status,
+    fleet,
     whenReady(timeoutMs = 30_000) {
-      if (connected && synced) return Promise.resolve();
+      if (isReady()) return Promise.resolve();
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => {
           readyWaiters.delete(done);
           reject(new Error(`bridge not ready after ${timeoutMs} ms: ${status().reason ?? 'unknown'}`));
         }, timeoutMs);
-        const done = () => {
+        const done = (): void => {
           clearTimeout(t);
           readyWaiters.delete(done);
           resolve();
@@ -401,16 +389,18 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       });
     },
     async idle() {
-      await chunks.drained();
+      await Promise.all(sessions().map((x) => x.drained()));
       await pipeline.idle();
+    },
+    reconcileNow() {
+      return fleet.settle(abort.signal).then(() => rec.pass(abort.signal));
     },
     close() {
       closing ??= (async () => {
         clearInterval(pruneTimer);
         clearInterval(reconcileTimer);
         abort.abort();
-        await running;
-        chunks.flush();
+        await fleet.stop();
         await Promise.race([pipeline.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
         try {
           await tracing.forceFlush();

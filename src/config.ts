@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metrics.js';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
 
 const buckets = (def: number[]) =>
   z
@@ -21,6 +21,15 @@ const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
 const num = () => z.preprocess((v) => (typeof v === 'string' && DECIMAL.test(v) ? Number(v) : v), z.number());
 const int = (min: number, max: number) => num().pipe(z.number().int().min(min).max(max));
 const url = z.union([z.literal(''), z.url({ protocol: /^https?$/ })]);
+/** One Mastra server: `http(s)://host:port[/path]`, or `dns+http(s)://name:port` for every address of a DNS name. */
+const serverUrl = z.url({ protocol: /^(dns\+)?https?$/, error: 'must be an http(s):// URL, or dns+http(s)://name:port for discovery' });
+/** MASTRA_URL: one server URL or a comma-separated list of them; empty runs the embedded demo. */
+const serverList = z.string().superRefine((v, ctx) => {
+  for (const entry of splitList(v) as string[]) {
+    const r = serverUrl.safeParse(entry);
+    if (!r.success) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)}: ${r.error.issues[0]?.message ?? 'invalid URL'}` });
+  }
+});
 
 /** A comma-separated list (from an environment variable) or a YAML list. */
 const bool = () => z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
@@ -50,12 +59,25 @@ const toolRedactionRule = z.strictObject({
 export const ConfigSchema = z.strictObject({
   source: z
     .strictObject({
-      /** Remote Mastra server base URL; empty runs the embedded demo Mastra in process. */
-      mastraUrl: url.default(''),
+      /**
+       * Remote Mastra server base URL, or a comma-separated list of them (one per replica; `dns+http://name:port`
+       * follows every address of a DNS name); empty runs the embedded demo Mastra in process.
+       */
+      mastraUrl: serverList.default(''),
+      /** More servers, as a YAML list (same forms as mastraUrl); followed together with mastraUrl's. */
+      servers: z.array(serverUrl).default([]),
+      /** DNS discovery (`dns+http://` entries): how often each name is resolved again. */
+      discovery: z
+        .strictObject({
+          refreshSeconds: int(1, 86400).default(30),
+        })
+        .prefault({}),
       apiPrefix: z.string().regex(/^(\/[^\s]*)?$/, 'must be empty or start with /').default('/api'),
       token: z.string().default(''),
       /** SSE frames larger than this are dropped (counted as invalid). */
       maxFrameBytes: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+      /** Decoded bytes a REST answer (getTask, listTasks, traces) may have; larger ones fail the lookup, counted. */
+      maxResponseBytes: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
       /** Timeout of each REST lookup and of waiting for the stream's response headers. */
       requestTimeoutMs: int(100, 600_000).default(10_000),
       /** Reconnect backoff: min(maxMs, initialMs * 2^attempt), with jitter; 401/403 retry at maxMs. */
@@ -236,7 +258,7 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 
 /** Environment variables and the config path each overrides. The README table is checked against this list. */
 export const ENV_VARS: readonly { name: string; path: string; description: string }[] = [
-  { name: 'MASTRA_URL', path: 'source.mastraUrl', description: 'Remote Mastra server base URL; unset runs the embedded demo' },
+  { name: 'MASTRA_URL', path: 'source.mastraUrl', description: 'Remote Mastra server base URL, or a comma-separated list (one per replica; `dns+http://name:port` discovers them); unset runs the embedded demo' },
   { name: 'MASTRA_API_PREFIX', path: 'source.apiPrefix', description: 'Mastra API route prefix' },
   { name: 'MASTRA_TOKEN', path: 'source.token', description: 'Bearer token sent to the Mastra server' },
   { name: 'BRIDGE_HOST', path: 'http.host', description: 'Address the bridge listens on' },
@@ -347,6 +369,11 @@ export function parseConfig(input: unknown): BridgeConfig {
 
 function resolvePath(p: string, cwd?: string): string {
   return cwd && !p.startsWith('/') ? `${cwd}/${p}` : p;
+}
+
+/** Every Mastra server the configuration names (mastraUrl's list, then servers), without repeats. */
+export function sourceServers(config: BridgeConfig): string[] {
+  return [...new Set([...(splitList(config.source.mastraUrl) as string[]), ...config.source.servers])];
 }
 
 /** The OTLP traces URL the config selects, or undefined when spans are not exported. */

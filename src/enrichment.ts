@@ -1,11 +1,14 @@
 // Task lookups (getTask) that fill in what the stream never carries: threadId, resourceId, createdAt, retries, the
 // true status. Bounded: a fixed number of lookups in flight, a bounded queue, a small cache. The event pump never
 // waits on a lookup; a failed lookup degrades the span (counted), it never loses it.
+// What it keeps is only what enrichment reads (identity, status, times, retries; see slim()): a stored record can carry
+// megabytes of args, result or suspend payload, and none of it is read here (span args come from the stream's own
+// `running` event, under traces.recordArgs), so no payload is held in the cache or in a lookup's answer.
 
 import type { TaskRecord } from './events.js';
-import type { TaskSource } from './sources/types.js';
+import { type RefusedAnswer, SourceError, type TaskSource } from './sources/types.js';
 
-export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded';
+export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded' | RefusedAnswer;
 
 export interface EnrichmentOptions {
   enabled: boolean;
@@ -111,6 +114,11 @@ export class Enricher {
   }
 
   private async fetch(taskId: string): Promise<Result> {
+    const record = await this.fetchWhole(taskId);
+    return record === undefined ? undefined : slim(record);
+  }
+
+  private async fetchWhole(taskId: string): Promise<Result> {
     // The timeout only matters to a getTask that takes a signal (a remote source); one declared without it (in
     // process) could never see it, and AbortSignal.timeout costs a timer per lookup (~10 µs).
     const getTask = this.source.getTask;
@@ -119,7 +127,7 @@ export class Enricher {
       if (record === null) this.onFailure('not_found', taskId);
       return record ?? undefined;
     } catch (error) {
-      this.onFailure('error', taskId, error);
+      this.onFailure(error instanceof SourceError && error.refused ? error.refused : 'error', taskId, error);
       return undefined;
     }
   }
@@ -128,4 +136,19 @@ export class Enricher {
     this.cache.set(taskId, record);
     if (this.cache.size > this.options.cacheSize) this.cache.delete(this.cache.keys().next().value as string);
   }
+}
+
+/** The fields enrichment reads (tracker.enrich, completeWithRecord): no payloads (args, result, suspendPayload, error). */
+export function slim(r: TaskRecord): TaskRecord {
+  const out: TaskRecord = { id: r.id, status: r.status, toolName: r.toolName, toolCallId: r.toolCallId, agentId: r.agentId, runId: r.runId };
+  if (r.threadId !== undefined) out.threadId = r.threadId;
+  if (r.resourceId !== undefined) out.resourceId = r.resourceId;
+  if (r.createdAt !== undefined) out.createdAt = r.createdAt;
+  if (r.startedAt !== undefined) out.startedAt = r.startedAt;
+  if (r.suspendedAt !== undefined) out.suspendedAt = r.suspendedAt;
+  if (r.completedAt !== undefined) out.completedAt = r.completedAt;
+  if (r.retryCount !== undefined) out.retryCount = r.retryCount;
+  if (r.maxRetries !== undefined) out.maxRetries = r.maxRetries;
+  if (r.timeoutMs !== undefined) out.timeoutMs = r.timeoutMs;
+  return out;
 }

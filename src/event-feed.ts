@@ -10,7 +10,7 @@
 import { errorType } from './events.js';
 import type { BridgeEvent, EventHub, TaskView } from './event-hub.js';
 import type { TaskSink } from './sinks.js';
-import type { WrittenSpan } from './spans.js';
+import type { WrittenSpan } from './span-ids.js';
 import type { FinishedTask, OpenTask, TaskInfo } from './tracker.js';
 
 export interface EventFeedOptions {

@@ -15,7 +15,7 @@
 // Payload contents (args, results, output chunks, suspend payloads, error messages) are never part of an event: they
 // may hold secrets, and the board does not need them.
 
-import type { FinalStatus } from './events.js';
+import type { FinalStatus, TaskIdentity } from './events.js';
 
 export const BRIDGE_EVENT_TYPES = ['started', 'output', 'suspended', 'resumed', 'finished'] as const;
 export type BridgeEventType = (typeof BRIDGE_EVENT_TYPES)[number];
@@ -23,12 +23,7 @@ export type TaskViewStatus = 'running' | 'suspended' | 'pending' | FinalStatus;
 export const TASK_VIEW_STATUSES: readonly TaskViewStatus[] = ['running', 'suspended', 'pending', 'completed', 'failed', 'timed_out', 'cancelled'];
 
 /** A task as `/api/events` shows it. Times are epoch milliseconds. */
-export interface TaskView {
-  taskId: string;
-  toolName: string;
-  toolCallId: string;
-  agentId: string;
-  runId: string;
+export interface TaskView extends TaskIdentity {
   /** From the stored task (enrichment); absent when the lookup failed or is disabled. */
   threadId?: string;
   resourceId?: string;

@@ -7,7 +7,10 @@
 
 export const EVENT_KINDS = ['running', 'output', 'completed', 'failed', 'cancelled', 'suspended', 'resumed'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
-export const TERMINAL_KINDS: ReadonlySet<EventKind> = new Set(['completed', 'failed', 'cancelled']);
+/** The kinds that end a task. */
+export function isTerminal(kind: EventKind): boolean {
+  return kind === 'completed' || kind === 'failed' || kind === 'cancelled';
+}
 
 /** Statuses a finished task ends in. `timed_out` is a `failed` event whose cause was Mastra's timeout. */
 export const FINAL_STATUSES = ['completed', 'failed', 'timed_out', 'cancelled'] as const;
@@ -21,14 +24,18 @@ export interface TaskError {
   stack?: string;
 }
 
-/** One upstream lifecycle event, normalised. `at` is the event's own time when the wire carries one. */
-export interface TaskEvent {
-  kind: EventKind;
+/** Who a task is: what every upstream payload carries, and every view of a task in the bridge starts from. */
+export interface TaskIdentity {
   taskId: string;
   toolName: string;
   toolCallId: string;
   agentId: string;
   runId: string;
+}
+
+/** One upstream lifecycle event, normalised. `at` is the event's own time when the wire carries one. */
+export interface TaskEvent extends TaskIdentity {
+  kind: EventKind;
   /** running/resumed: startedAt; suspended: suspendedAt; completed/failed/cancelled: completedAt; output: none. */
   at?: number;
   args?: unknown;
@@ -39,14 +46,10 @@ export interface TaskEvent {
   output?: unknown;
 }
 
-/** A stored task (`getTask`/`listTasks`), normalised. */
-export interface TaskRecord {
+/** A stored task (`getTask`/`listTasks`), normalised. Storage calls the task id `id`. */
+export interface TaskRecord extends Omit<TaskIdentity, 'taskId'> {
   id: string;
   status: TaskStatus;
-  toolName: string;
-  toolCallId: string;
-  agentId: string;
-  runId: string;
   threadId?: string;
   resourceId?: string;
   createdAt?: number;

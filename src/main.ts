@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BridgeHandle, startBridge } from './bridge.js';
-import { type BridgeConfig, ConfigError, DEFAULT_CONFIG_FILE, ENV_VARS, loadConfig } from './config.js';
+import { type BridgeConfig, ConfigError, DEFAULT_CONFIG_FILE, ENV_VARS, loadConfig, sourceServers } from './config.js';
+import { loadEmbeddedDemo } from './embedded-demo.js';
 import { VERSION } from './version.js';
 
 const HELP = `mastra-task-bridge ${VERSION}
@@ -22,7 +23,8 @@ Options:
 Environment (overrides the file):
 ${ENV_VARS.map((v) => `  ${v.name.padEnd(36)}${v.description}`).join('\n')}
 
-With no MASTRA_URL the bridge runs an embedded demo Mastra app in process.`;
+With no MASTRA_URL, a source checkout (npm start) runs an embedded demo Mastra app in process;
+an installed package needs MASTRA_URL.`;
 
 async function main(argv: string[]): Promise<number> {
   let args;
@@ -83,46 +85,37 @@ async function main(argv: string[]): Promise<number> {
       return undefined;
     }
   };
-  if (config.source.mastraUrl) {
+  if (sourceServers(config).length > 0) {
     const started = start({ config, logger, mode: 'remote' });
     if (!started) return 1;
     bridge = started;
   } else {
-    // Loaded only here: watching a remote server needs no Mastra installed.
-    let demo: [typeof import('./demo/app.js'), typeof import('./demo/workload.js')];
-    try {
-      demo = await Promise.all([import('./demo/app.js'), import('./demo/workload.js')]);
-    } catch (e) {
-      process.stderr.write(
-        `mastra-task-bridge: no MASTRA_URL set, and the embedded demo cannot load (${(e as Error).message.split('\n')[0]}).\n` +
-          'Set MASTRA_URL (and MASTRA_TOKEN if the server needs one) to watch a Mastra server; the demo mode needs\n' +
-          '@mastra/core, @mastra/observability and ai installed (a development install of this package has them).\n',
-      );
+    // Loaded only here: watching a remote server needs no Mastra installed, and demo/ is not in the published package.
+    const loaded = await loadEmbeddedDemo();
+    if ('error' in loaded) {
+      process.stderr.write(`mastra-task-bridge: ${loaded.error}`);
       return 1;
     }
-    const [{ createDemoMastra }, { startWorkload }] = demo;
-    const mastra = createDemoMastra();
+    const demo = loaded.createEmbeddedDemo();
     logger.warn(
       { ratePerSecond: config.demo.ratePerSecond },
       'DEMO MODE: no MASTRA_URL set; running an embedded demo Mastra app in process (mock model, no network). Set MASTRA_URL to watch a real Mastra server.',
     );
-    const started = start({ mastra, config, logger, mode: 'demo' });
+    const started = start({ mastra: demo.mastra, config, logger, mode: 'demo' });
     if (!started) {
-      await mastra.backgroundTaskManager?.shutdown?.().catch(() => undefined);
+      await demo.shutdown().catch(() => undefined);
       return 1;
     }
     bridge = started;
     // demo.ratePerSecond 0: the demo Mastra runs, nothing starts tasks (the board and /metrics stay quiet).
     if (config.demo.ratePerSecond > 0) {
-      const workload = startWorkload(mastra, {
+      const workload = demo.startWorkload({
         ratePerSecond: config.demo.ratePerSecond,
         onError: (err) => logger.debug({ err }, 'demo scenario error'),
       });
       stopWorkload = () => workload.stop();
     }
-    stopMastra = async () => {
-      await mastra.backgroundTaskManager?.shutdown?.().catch(() => undefined);
-    };
+    stopMastra = () => demo.shutdown().catch(() => undefined);
   }
 
   try {

@@ -7,6 +7,8 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import client, { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
 import { EVENT_KINDS, FINAL_STATUSES, type FinalStatus } from './events.js';
+import { FAST_PATHS, type FastPath, type FastPaths } from './fast-paths.js';
+import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
 import { familyHeader, histogramLines } from './exposition.js';
 import {
   type HistogramSeriesState,
@@ -17,19 +19,13 @@ import {
   histogramSeries,
   histogramWrite,
   promFastPathActive,
+  promFastPathStatus,
 } from './prom-fast.js';
 import type { OpenCount, OpenTask } from './tracker.js';
 
 export const EVENT_RESULTS = ['applied', 'duplicate', 'out_of_order', 'invalid'] as const;
 export type EventResult = (typeof EVENT_RESULTS)[number];
 export type EventLabel = (typeof EVENT_KINDS)[number] | 'unknown';
-
-/** Bucket choices (seconds). Durations reach past Mastra's default 5-minute timeout up to an hour: a task stuck at
- * its timeout must land in a finite bucket, not only in +Inf. Queue waits are short unless concurrency saturates.
- * Suspensions wait for a human or another system: minutes to a day. */
-export const DEFAULT_DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
-export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
-export const DEFAULT_SUSPENDED_BUCKETS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400];
 
 /** Every metric family name this module defines (bridge-specific; process_/nodejs_ defaults come from prom-client). */
 export const METRIC_NAMES = [
@@ -58,6 +54,9 @@ export const METRIC_NAMES = [
   'mastra_task_bridge_api_requests_total',
   'mastra_task_bridge_api_rate_limited_total',
   'mastra_task_bridge_api_cache_total',
+  'mastra_task_bridge_fast_path_info',
+  'mastra_task_bridge_fast_path_fallbacks_total',
+  'mastra_task_bridge_future_timestamps_total',
   'mastra_task_bridge_auth_failures_total',
 ] as const;
 
@@ -70,8 +69,12 @@ export const API_ROUTES = ['/api/tasks', '/api/tasks/:id'] as const;
 
 /** Bounded reasons a source reports for a stream ending (anything else is counted as `error`). */
 export const RECONNECT_REASONS: ReadonlySet<string> = new Set([
-  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized',
+  'eof', 'refused', 'reset', 'timeout', 'dns', 'aborted', 'error', 'http_4xx', 'http_5xx', 'unauthorized', 'not_event_stream', 'redirect',
 ]);
+
+/** Why a task lookup failed: the first three, or an answer refused unread (RefusedAnswer in sources/types.ts). */
+export const ENRICHMENT_FAILURE_REASONS = ['error', 'not_found', 'overloaded', 'too_large', 'redirect', 'wrong_id'] as const;
+export type EnrichmentFailureReason = (typeof ENRICHMENT_FAILURE_REASONS)[number];
 
 export const OVERFLOW_LABEL_VALUE = '_other';
 /** Values of the overflow counter's `label`: a label past its distinct values, or a pair past the pair cap. */
@@ -103,6 +106,8 @@ export interface MetricsOptions {
   pendingTasks?: () => Iterable<{ agentId: string; toolName: string; count: number }>;
   /** Clients connected to `/api/events`, read at scrape time. */
   sseClients?: () => number;
+  /** The fast-path register (fast-paths.ts), read at scrape time. */
+  fastPaths?: FastPaths;
 }
 
 export interface Exemplar {
@@ -122,6 +127,8 @@ interface Pair {
 }
 
 type ExemplarLabels = Record<string, string>;
+/** A finished series as taskFinished() returns it, for exemplarFollows(). */
+export type FinishedSeriesRef = object;
 
 /**
  * One (agent_id, tool_name, status) series of the finished counter and the duration histogram, kept here and handed
@@ -174,7 +181,7 @@ export class BridgeMetrics {
   private readonly suspended: Histogram<'agent_id' | 'tool_name'>;
   private readonly outputChunks: Counter<'agent_id' | 'tool_name'>;
   private readonly sourceUpGauge: Gauge;
-  private readonly reconnects: Counter<'reason'>;
+  private readonly reconnects: Counter<'source' | 'reason'>;
   private readonly events: Counter<'event' | 'result'>;
   private readonly lastEvent: Gauge;
   private readonly reconciledCounter: Counter<'status'>;
@@ -187,6 +194,7 @@ export class BridgeMetrics {
   private readonly apiRequests: Counter<'route' | 'code'>;
   private readonly apiRateLimited: Counter;
   private readonly apiCache: Counter<'result'>;
+  private readonly futureTimestamps: Counter<'where'>;
   private readonly authFailures: Counter<'result'>;
   private readonly agents: LabelBound;
   private readonly tools: LabelBound;
@@ -262,6 +270,8 @@ export class BridgeMetrics {
     // The same upper bounds, in the same order, as the histogram's own bucket search (flushFinished writes by index).
     this.durationBounds = histogramUpperBounds(this.duration, opts.durationBuckets ?? DEFAULT_DURATION_BUCKETS);
     this.fast = promFastPathActive();
+    const prom = promFastPathStatus();
+    opts.fastPaths?.report('prom_client_series', prom.active, prom.reason);
     this.queueWait = new Histogram({
       name: 'mastra_background_task_queue_wait_seconds',
       help: 'Time a background task waited between creation and its first start.',
@@ -363,16 +373,17 @@ export class BridgeMetrics {
         }
       },
     });
+    // One series per Mastra server followed (`host:port`, or `in-process`): one dead replica shows, and pages, as itself.
     this.sourceUpGauge = new Gauge({
       name: 'mastra_task_bridge_source_up',
-      help: '1 when the bridge is connected to the Mastra background-task stream, else 0.',
+      help: '1 when the bridge is connected to this Mastra server\'s background-task stream, else 0 (one series per server followed).',
+      labelNames: ['source'],
       registers,
     });
-    this.sourceUpGauge.set(0);
     this.reconnects = new Counter({
       name: 'mastra_task_bridge_source_reconnects_total',
-      help: 'Times the upstream stream ended or a connection attempt failed, by reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
-      labelNames: ['reason'],
+      help: 'Times a Mastra server\'s stream ended or a connection attempt failed, by server and reason (refused, reset, eof, timeout, http_5xx, unauthorized, ...).',
+      labelNames: ['source', 'reason'],
       registers,
     });
     const eventCounts = this.eventCounts;
@@ -422,7 +433,14 @@ export class BridgeMetrics {
       labelNames: ['reason'],
       registers,
     });
-    for (const reason of ['error', 'not_found', 'overloaded']) this.enrichmentFailures.inc({ reason }, 0);
+    for (const reason of ENRICHMENT_FAILURE_REASONS) this.enrichmentFailures.inc({ reason }, 0);
+    this.futureTimestamps = new Counter({
+      name: 'mastra_task_bridge_future_timestamps_total',
+      help: 'completedAt values further ahead of the bridge clock than the tolerance, clamped before they could move the checkpoint watermark or the reconcile scan cursor into the future.',
+      labelNames: ['where'],
+      registers,
+    });
+    for (const where of ['checkpoint', 'reconcile']) this.futureTimestamps.inc({ where }, 0);
     this.evicted = new Counter({
       name: 'mastra_task_bridge_evicted_tasks_total',
       help: 'Open tasks dropped from memory because the tracked-task cap was reached.',
@@ -484,6 +502,33 @@ export class BridgeMetrics {
       labelNames: ['version', 'nodejs_version'],
       registers,
     }).set({ version: opts.version, nodejs_version: process.version }, 1);
+    // Library bypasses (fast-paths.ts): which are in use, and how often a per-call one handed a call back to the
+    // library. A path turning inactive after an upgrade is the signal to read docs/upgrading.md.
+    const fastPaths = opts.fastPaths;
+    new Gauge({
+      name: 'mastra_task_bridge_fast_path_info',
+      help: 'Fast paths that reach into a pinned library\'s private parts, by whether each is active (1 per reported path; active="false": the library\'s public path is used).',
+      labelNames: ['path', 'active'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of fastPaths?.list() ?? []) this.set({ path: s.path, active: String(s.active) }, 1);
+      },
+    });
+    const fallbacksSeen = new Map<FastPath, number>();
+    new Counter({
+      name: 'mastra_task_bridge_fast_path_fallbacks_total',
+      help: 'Calls a fast path handed back to the library (e.g. OTLP requests the bridge\'s encoder did not expect, encoded by the SDK instead).',
+      labelNames: ['path'],
+      registers,
+      collect() {
+        for (const path of Object.keys(FAST_PATHS) as FastPath[]) {
+          const n = fastPaths?.fallbacks(path) ?? 0;
+          this.inc({ path }, n - (fallbacksSeen.get(path) ?? 0));
+          fallbacksSeen.set(path, n);
+        }
+      },
+    });
 
     const pairsInOrder = (): FinishedSeries[] => [...pairs.values()].flatMap((p) => FINAL_STATUSES.map((st) => p.byStatus[st]));
     this.slicedHistograms.set(this.duration, { help: DURATION_HELP, bounds: this.durationBounds, series: pairsInOrder });
@@ -573,7 +618,8 @@ export class BridgeMetrics {
     this.pair(agentId, toolName).started++;
   }
 
-  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): void {
+  /** Returns the series counted, for exemplarFollows (opaque to callers). */
+  taskFinished(agentId: string, toolName: string, status: FinalStatus, durationSeconds: number | undefined, exemplar?: Exemplar): FinishedSeriesRef {
     const series = this.pair(agentId, toolName).byStatus[status];
     // What prom-client's inc()/observe() with exemplars store, in the same order (see flushFinished). A task without
     // an exported span leaves the last exemplar alone: an empty label set would replace the last trace link and
@@ -584,9 +630,9 @@ export class BridgeMetrics {
       // prom-client's internals are not as pinned (src/prom-fast.ts): its public API, slower but always right.
       countPromFallback();
       this.finished.inc(labelSet ? { labels: series.labels, value: 1, exemplarLabels: labelSet } : { labels: series.labels, value: 1 });
-      if (durationSeconds === undefined) return;
+      if (durationSeconds === undefined) return series;
       this.duration.observe(labelSet ? { labels: series.labels, value: durationSeconds, exemplarLabels: labelSet } : { labels: series.labels, value: durationSeconds });
-      return;
+      return series;
     }
     if (!series.dirty) {
       series.dirty = true;
@@ -594,7 +640,7 @@ export class BridgeMetrics {
     }
     series.finished++;
     if (labelSet) series.exemplar = { labelSet, value: 1, timestamp };
-    if (durationSeconds === undefined) return;
+    if (durationSeconds === undefined) return series;
     if (!Number.isFinite(durationSeconds)) throw new TypeError(`Value is not a valid number: ${durationSeconds}`);
     series.sum += durationSeconds;
     series.count += 1;
@@ -603,6 +649,29 @@ export class BridgeMetrics {
     while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
     if (i < bounds.length) series.buckets[i] = (series.buckets[i] as number) + 1;
     if (labelSet) series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
+    return series;
+  }
+
+  /**
+   * The exemplar of a task counted earlier without one (its span was written later, once placed): it becomes the
+   * series' latest exemplar, on the counter and on the duration's bucket, as if it had come with the count.
+   */
+  exemplarFollows(counted: FinishedSeriesRef, durationSeconds: number | undefined, exemplar: Exemplar): void {
+    // prom-client's public API cannot attach an exemplar without counting again: on the fallback it does not follow.
+    if (!this.fast) return;
+    const series = counted as FinishedSeries;
+    const timestamp = Date.now() / 1000;
+    const labelSet: ExemplarLabels = { trace_id: exemplar.traceId, span_id: exemplar.spanId };
+    if (!series.dirty) {
+      series.dirty = true;
+      this.dirtySeries.push(series);
+    }
+    series.exemplar = { labelSet, value: 1, timestamp };
+    if (durationSeconds === undefined || !Number.isFinite(durationSeconds)) return;
+    const bounds = this.durationBounds;
+    let i = 0;
+    while (i < bounds.length && durationSeconds > (bounds[i] as number)) i++;
+    series.bucketExemplars[i] = { labelSet, value: durationSeconds, timestamp };
   }
 
   /**
@@ -615,7 +684,7 @@ export class BridgeMetrics {
     for (let i = 0; i < n; i++) {
       const s = this.dirtySeries[i] as FinishedSeries;
       s.dirty = false;
-      if (s.finished > 0) {
+      if (s.finished > 0 || s.exemplar) {
         counterAdd(this.finished, s.labels, s.finished, s.exemplar);
         s.finished = 0;
         s.exemplar = undefined;
@@ -638,11 +707,6 @@ export class BridgeMetrics {
     this.pair(agentId, toolName).output++;
   }
 
-  /** Pre-register a pair so its series exist at 0 (e.g. from a snapshot task). */
-  touch(agentId: string, toolName: string): void {
-    this.pair(agentId, toolName);
-  }
-
   event(event: EventLabel, result: EventResult, atSeconds?: number): void {
     const e = EVENT_LABELS.indexOf(event);
     const r = EVENT_RESULTS.indexOf(result);
@@ -654,8 +718,14 @@ export class BridgeMetrics {
     if (atSeconds !== undefined) this.lastEventAt = atSeconds;
   }
 
-  sourceUp(up: boolean): void {
-    this.sourceUpGauge.set(up ? 1 : 0);
+  sourceUp(source: string, up: boolean): void {
+    this.sourceUpGauge.set({ source }, up ? 1 : 0);
+  }
+
+  /** A server no longer followed (discovery lost it): its series go. */
+  forgetSource(source: string): void {
+    this.sourceUpGauge.remove({ source });
+    for (const reason of RECONNECT_REASONS) this.reconnects.remove({ source, reason });
   }
 
   reconciled(status: string): void {
@@ -666,12 +736,16 @@ export class BridgeMetrics {
     this.reconcileFailures.inc();
   }
 
-  sourceReconnect(reason: string): void {
-    this.reconnects.inc({ reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
+  sourceReconnect(source: string, reason: string): void {
+    this.reconnects.inc({ source, reason: RECONNECT_REASONS.has(reason) ? reason : 'error' });
   }
 
-  enrichmentFailed(reason: 'error' | 'not_found' | 'overloaded'): void {
+  enrichmentFailed(reason: EnrichmentFailureReason): void {
     this.enrichmentFailures.inc({ reason });
+  }
+
+  futureTimestamp(where: 'checkpoint' | 'reconcile', count = 1): void {
+    this.futureTimestamps.inc({ where }, count);
   }
 
   taskEvicted(): void {

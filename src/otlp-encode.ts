@@ -10,6 +10,9 @@
 // the message back to front into one reused buffer — each length is known when its prefix is written — so it walks
 // the spans once, writes ids in place and hands long strings to Buffer.write.
 //
+// A fast path (fast-paths.ts `otlp_encoder`): it mirrors a pinned library's private encoding; docs/upgrading.md says
+// what to check when @opentelemetry/otlp-transformer moves.
+//
 // Contract: the output is byte-identical to ProtobufTraceSerializer.serializeRequest for the same spans (same grouping
 // by resource then scope object, in first-seen order; same field order; same omitted defaults; numbers as int_value
 // when the SDK writes int_value; see test/otlp-encode.test.ts). Anything it does not expect (a non-string name, a
@@ -521,22 +524,28 @@ function encode(spans: ReadableSpan[]): Uint8Array {
   return out;
 }
 
-/** How many requests fell back to ProtobufTraceSerializer (tests read it). */
+/** How many requests fell back to ProtobufTraceSerializer, all serializers together (tests read it). */
 export const encodeStats = { fallbacks: 0 };
 
 /**
  * A drop-in for ProtobufTraceSerializer (the ISerializer an OTLP exporter delegate takes): the same request bytes,
- * faster; the same response decoding (the SDK's).
+ * faster; the same response decoding (the SDK's). `onFallback` hears of each request handed to the SDK's serializer
+ * (the bridge counts them in mastra_task_bridge_fast_path_fallbacks_total{path="otlp_encoder"}).
  */
-export const OtlpTraceSerializer: Serializer = {
-  serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined {
-    try {
-      return encode(spans);
-    } catch {
-      pos = buf.length;
-      encodeStats.fallbacks++;
-      return ProtobufTraceSerializer.serializeRequest(spans);
-    }
-  },
-  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
-};
+export function createOtlpTraceSerializer(onFallback?: () => void): Serializer {
+  return {
+    serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined {
+      try {
+        return encode(spans);
+      } catch {
+        pos = buf.length;
+        encodeStats.fallbacks++;
+        onFallback?.();
+        return ProtobufTraceSerializer.serializeRequest(spans);
+      }
+    },
+    deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+  };
+}
+
+export const OtlpTraceSerializer: Serializer = createOtlpTraceSerializer();

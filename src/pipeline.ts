@@ -4,15 +4,21 @@
 //
 // Exactly-once: the tracker emits `finished` once per task id (within its dedupe window); finish() is the only place
 // that records the terminal count and writes the span, and it does both or, on a bug, logs and counts neither twice.
+// The count never waits on placement (a stored-trace lookup can take seconds, or find nothing): when the span's parent
+// needs a lookup, the count is recorded at once without an exemplar, and the exemplar follows when the span is
+// written (metrics.exemplarFollows).
 
 import type { Logger } from 'pino';
 import { type Parsed, type TaskEvent, type TaskRecord, parseEvent, parseFrame } from './events.js';
 import { type Enricher, NEEDS_LOOKUP } from './enrichment.js';
-import type { BridgeMetrics, EventLabel } from './metrics.js';
+import type { BridgeMetrics, EventLabel, Exemplar, FinishedSeriesRef } from './metrics.js';
 import type { PlacementResolver } from './placement.js';
-import type { Placement, SpanWriter, WrittenSpan } from './spans.js';
+import { type Placement, type WrittenSpan, fallbackPlacement } from './span-ids.js';
+import type { SpanWriter } from './spans.js';
 import type { TaskSink } from './sinks.js';
+import type { StreamMerge } from './stream-merge.js';
 import { type FinishedTask, type TaskTracker, type Transition, completeWithRecord } from './tracker.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface PipelineDeps {
   tracker: TaskTracker;
@@ -27,7 +33,12 @@ export interface PipelineDeps {
   now?: () => number;
   /** Observers of finished tasks (task API, checkpoints); called after the span and count are recorded. */
   sinks?: TaskSink[];
+  /** Exactly-once across several streams (a fleet of replicas); absent with one stream. */
+  merge?: StreamMerge;
 }
+
+const durationOf = (task: FinishedTask): number | undefined =>
+  task.startedAt !== undefined ? Math.max(0, task.completedAt - task.startedAt) / 1000 : undefined;
 
 // Retries publish nothing, so a record read while the task ran may be stale when it could have retried.
 const mayBeStale = (r: TaskRecord): boolean => (r.maxRetries ?? 0) > 0 || r.status === 'pending';
@@ -35,7 +46,7 @@ const mayBeStale = (r: TaskRecord): boolean => (r.maxRetries ?? 0) > 0 || r.stat
 export class Pipeline {
   private readonly now: () => number;
   private readonly inflight = new Set<Promise<void>>();
-  private invalidLogged = 0;
+  private readonly invalidLog = new LogThrottle(10, 1000);
   // The sinks that observe live transitions and lookups, picked once (most sinks only observe finished tasks).
   private readonly transitionSinks: TaskSink[];
   private readonly lookupSinks: TaskSink[];
@@ -46,14 +57,14 @@ export class Pipeline {
     this.lookupSinks = (deps.sinks ?? []).filter((s) => typeof s.lookedUp === 'function');
   }
 
-  /** An in-process chunk. */
-  chunk(chunk: unknown): void {
-    this.handle(parseEvent(chunk));
+  /** An in-process chunk; `source` names the stream it came on (several streams: see stream-merge.ts). */
+  chunk(chunk: unknown, source?: string): void {
+    this.handle(parseEvent(chunk), source);
   }
 
   /** A remote SSE data field. */
-  frame(data: string): void {
-    this.handle(parseFrame(data, this.deps.maxFrameBytes));
+  frame(data: string, source?: string): void {
+    this.handle(parseFrame(data, this.deps.maxFrameBytes), source);
   }
 
   /** A frame the source dropped before parsing (e.g. oversized). */
@@ -64,6 +75,7 @@ export class Pipeline {
   /** Apply a stored record found by reconciliation (the stream was silent about it). */
   reconcile(record: TaskRecord): Transition[] {
     const outcome = this.deps.tracker.reconcile(record, this.now());
+    if (this.deps.merge !== undefined && this.deps.tracker.get(record.id) === undefined) this.deps.merge.forget(record.id);
     for (const t of outcome.transitions) this.transition(t, record);
     return outcome.transitions;
   }
@@ -73,17 +85,19 @@ export class Pipeline {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
-  get finishing(): number {
-    return this.inflight.size;
-  }
-
-  private handle(parsed: Parsed<TaskEvent>): void {
+  private handle(parsed: Parsed<TaskEvent>, source: string | undefined): void {
     const observedAt = this.now();
     if (!parsed.ok) {
       this.invalid(parsed.kind, parsed.reason, parsed.detail, observedAt);
       return;
     }
     const event = parsed.value;
+    const merge = this.deps.merge;
+    // Several streams: a repeat of what another stream already delivered never reaches the tracker.
+    if (merge !== undefined && merge.admit(event, source ?? '') === 'repeat') {
+      this.deps.metrics.event(event.kind, 'duplicate', observedAt / 1000);
+      return;
+    }
     let outcome;
     try {
       outcome = this.deps.tracker.apply(event, observedAt);
@@ -92,6 +106,7 @@ export class Pipeline {
       this.deps.metrics.event(event.kind, 'invalid', observedAt / 1000);
       return;
     }
+    if (merge !== undefined && this.deps.tracker.get(event.taskId) === undefined) merge.forget(event.taskId);
     this.deps.metrics.event(event.kind, outcome.result, observedAt / 1000);
     for (const t of outcome.transitions) this.transition(t);
   }
@@ -99,10 +114,7 @@ export class Pipeline {
   private invalid(kind: EventLabel | undefined, reason: string, detail: string, observedAt = this.now()): void {
     this.deps.metrics.event(kind ?? 'unknown', 'invalid', observedAt / 1000);
     // Bad upstream data is counted always, logged sparingly: a broken upstream must not flood the log.
-    if (this.invalidLogged < 10 || this.invalidLogged % 1000 === 0) {
-      this.deps.logger.warn({ reason, detail, dropped: this.invalidLogged + 1 }, 'dropped invalid upstream event');
-    }
-    this.invalidLogged++;
+    if (this.invalidLog.take()) this.deps.logger.warn({ reason, detail, dropped: this.invalidLog.count }, 'dropped invalid upstream event');
   }
 
   private transition(t: Transition, record?: TaskRecord): void {
@@ -199,23 +211,61 @@ export class Pipeline {
   /** `known`: the record already settled (possibly undefined: none), or NEEDS_LOOKUP to ask the enricher. */
   private async finish(task: FinishedTask, known: TaskRecord | undefined | typeof NEEDS_LOOKUP): Promise<void> {
     const record = known === NEEDS_LOOKUP ? await this.deps.enricher.forFinished(task.taskId, mayBeStale) : known;
-    const where = this.deps.placement.immediate(task) ?? (await this.deps.placement.resolve(task));
-    this.complete(task, record, where);
+    const where = this.deps.placement.immediate(task);
+    if (where !== undefined) {
+      this.complete(task, record, where);
+      return;
+    }
+    // The lookup may take seconds or find nothing: count now, the exemplar follows the span.
+    this.settle(task, record);
+    const counted = this.count(task);
+    let placed: Placement;
+    try {
+      placed = await this.deps.placement.resolve(task);
+    } catch (error) {
+      // Counted already: the span is still written, in the run's trace.
+      this.deps.logger.warn({ err: error, taskId: task.taskId }, 'placing a task span failed');
+      placed = fallbackPlacement(task, 'run');
+    }
+    const span = this.deps.spans.write(task, placed);
+    const exemplar = this.exemplarOf(span);
+    if (exemplar) this.deps.metrics.exemplarFollows(counted.series, counted.duration, exemplar);
+    this.notifyFinished(task, span);
   }
 
   private complete(task: FinishedTask, record: TaskRecord | undefined, where: Placement): void {
-    const { metrics, spans } = this.deps;
+    this.settle(task, record);
+    // The span first: the count carries its exemplar.
+    const span = this.deps.spans.write(task, where);
+    this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, durationOf(task), this.exemplarOf(span));
+    this.notifyFinished(task, span);
+  }
+
+  /** Merges the stored record into the task, with the counts it settles (queue wait, a start not seen live). */
+  private settle(task: FinishedTask, record: TaskRecord | undefined): void {
+    const { metrics } = this.deps;
     const { queueWaitMs } = completeWithRecord(task, record);
     if (queueWaitMs !== undefined) metrics.queueWaited(task.agentId, task.toolName, queueWaitMs / 1000);
     // A task first seen at its end was not counted as started; it did start unless it was cancelled while pending.
     if (!task.startCounted && (task.status !== 'cancelled' || task.startedAt !== undefined)) {
       metrics.taskStarted(task.agentId, task.toolName);
     }
-    const span: WrittenSpan = spans.write(task, where);
-    const exemplar = this.deps.exporting && span.sampled ? { traceId: span.traceId, spanId: span.spanId } : undefined;
-    if (!exemplar) metrics.spanOutcome('dropped');
-    const duration = task.startedAt !== undefined ? Math.max(0, task.completedAt - task.startedAt) / 1000 : undefined;
-    metrics.taskFinished(task.agentId, task.toolName, task.status, duration, exemplar);
+  }
+
+  /** The terminal count without an exemplar (it follows the span). */
+  private count(task: FinishedTask): { series: FinishedSeriesRef; duration: number | undefined } {
+    const duration = durationOf(task);
+    return { series: this.deps.metrics.taskFinished(task.agentId, task.toolName, task.status, duration, undefined), duration };
+  }
+
+  /** The count's exemplar: the span, when it is exported (else the span is counted as dropped). */
+  private exemplarOf(span: WrittenSpan): Exemplar | undefined {
+    if (this.deps.exporting && span.sampled) return { traceId: span.traceId, spanId: span.spanId };
+    this.deps.metrics.spanOutcome('dropped');
+    return undefined;
+  }
+
+  private notifyFinished(task: FinishedTask, span: WrittenSpan): void {
     for (const sink of this.deps.sinks ?? []) {
       try {
         sink.finished(task, span);

@@ -1,13 +1,17 @@
 // Where a task's span goes: under Mastra's own tool_call span when the app stores its traces (`auto`), else in a
 // trace derived from the run (`run`, also auto's fallback), or a trace of its own (`none`).
 //
-// Mastra's storage exporter writes a span after a batch delay (5 s by default), so a miss is retried with exponential
-// delays (250 ms · 2^n: 6 attempts wait 7.75 s in all). When the app stores no traces at all, or lookups keep missing
+// Mastra's storage exporter writes a span after a batch delay (5 s by default), so a lookup made as soon as a quick task
+// ends always misses, and each miss is a request Mastra serves. So the first lookup waits until the span is likely
+// stored: the longest recent storage delay of the tool_call spans found (their createdAt − startedAt, Mastra's own
+// clock: where in the exporter's batch cycle a span fell), Mastra's default 5 s until one is found; a miss is retried
+// with exponential delays (250 ms · 2^n: 5 retries wait 7.75 s in all). Lookups of one run share their reads (RunSpanFinder). Nothing waits on this but the span: the
+// terminal count is recorded before placement (pipeline.ts). When the app stores no traces at all, or lookups keep missing
 // (traces sampled out, stored elsewhere), auto placement stops asking for a while and falls back at once: a task's
 // telemetry must never wait on a lookup that cannot succeed. A run whose span was not found after every attempt is
 // remembered for a while (bounded): its other tasks fall back at once instead of each waiting out the retries.
 
-import { type ParentMode, type Placement, fallbackPlacement } from './spans.js';
+import { type ParentMode, type Placement, fallbackPlacement } from './span-ids.js';
 import type { SpanRef, TaskSource } from './sources/types.js';
 
 export interface PlacementOptions {
@@ -19,6 +23,20 @@ export interface PlacementOptions {
 }
 
 export const DEFAULT_PLACEMENT: PlacementOptions = { mode: 'auto', attempts: 6, retryDelayMs: 250, timeoutMs: 5_000 };
+
+/** The longest the first lookup is put off after a task's start. */
+const MAX_FIRST_WAIT_MS = 10_000;
+/** Before any span was found: Mastra's default storage batch wait (MastraStorageExporter maxBatchWaitMs). */
+const INITIAL_FIRST_WAIT_MS = 5_000;
+/** Storage delays remembered (the first lookup waits for the longest of them). */
+const DELAY_SAMPLES = 32;
+/**
+ * Added to the learned delay: the store write itself, the bridge seeing the task a little late, and a busier exporter
+ * than the samples saw. A miss costs Mastra a request or two more; asking half a second later costs nobody anything
+ * (the count does not wait).
+ */
+const FIRST_WAIT_MARGIN_MS = 250;
+const FIRST_WAIT_MARGIN_RATIO = 0.1;
 
 /** Consecutive tasks whose span was never found before auto placement pauses. */
 const MISSES_BEFORE_PAUSE = 20;
@@ -33,6 +51,9 @@ export class PlacementResolver {
   private misses = 0;
   /** runId → until when its tasks fall back without a lookup (insertion order = expiry order). */
   private readonly missedRuns = new Map<string, number>();
+  /** Recent storage delays of found tool_call spans (ms), oldest first; and the first lookup's wait they give. */
+  private readonly delays: number[] = [];
+  private storeDelayMs = INITIAL_FIRST_WAIT_MS;
 
   constructor(
     private readonly source: Pick<TaskSource, 'findToolCallSpan'>,
@@ -56,11 +77,28 @@ export class PlacementResolver {
     return false;
   }
 
-  async resolve(task: { taskId: string; runId: string; toolCallId: string }): Promise<Placement> {
+  private learn(delayMs: number): void {
+    this.delays.push(Math.min(MAX_FIRST_WAIT_MS, delayMs));
+    if (this.delays.length > DELAY_SAMPLES) this.delays.shift();
+    const longest = Math.max(...this.delays);
+    this.storeDelayMs = Math.min(MAX_FIRST_WAIT_MS, longest * (1 + FIRST_WAIT_MARGIN_RATIO) + FIRST_WAIT_MARGIN_MS);
+  }
+
+  /** How long the first lookup waits after a task's start, as learned so far (ms). */
+  get firstLookupDelayMs(): number {
+    return this.storeDelayMs;
+  }
+
+  async resolve(task: { taskId: string; runId: string; toolCallId: string; startedAt?: number | undefined; completedAt?: number }): Promise<Placement> {
     const fallback = fallbackPlacement(task, this.options.mode);
     if (this.options.mode !== 'auto' || this.now() < this.pausedUntil || this.runMissed(task.runId)) return fallback;
+    const startedAt = task.startedAt ?? task.completedAt ?? this.now();
+    const firstWait = Math.min(MAX_FIRST_WAIT_MS, startedAt + this.storeDelayMs - this.now());
+    if (firstWait > 0) await this.sleep(firstWait);
     for (let attempt = 0; attempt < this.options.attempts; attempt++) {
       if (attempt > 0) await this.sleep(this.options.retryDelayMs * 2 ** (attempt - 1));
+      // Paused while this task waited (20 misses elsewhere, or no trace storage): no more requests.
+      if (this.now() < this.pausedUntil) return fallback;
       let found: SpanRef | null | undefined;
       try {
         found = await this.source.findToolCallSpan(task.runId, task.toolCallId, AbortSignal.timeout(this.options.timeoutMs));
@@ -73,6 +111,7 @@ export class PlacementResolver {
       }
       if (found) {
         this.misses = 0;
+        this.learn(found.storedAfterMs ?? Math.max(0, this.now() - startedAt));
         return { traceId: found.traceId, parentSpanId: found.spanId, origin: 'mastra' };
       }
     }

@@ -16,6 +16,11 @@
 // has no tombstone any more and would be counted again. So the scan never starts before `now - maxLagMs` (except for
 // the backfill before the bridge started, whose ids come from the checkpoint and stay remembered for a dedupe window
 // from the start); what it skips is logged, with the remedy.
+//
+// A completedAt further ahead of the bridge clock than `futureToleranceMs` (a wrong clock upstream, a hostile record)
+// never moves the scan cursor: one task dated 2999 would make every later scan start in 2999 and find nothing. Such a
+// record is still applied (its task still ends), counted once per task and logged sparingly; a cursor or start
+// point beyond that tolerance (a scanFrom given from outside, a clock set back) is pulled back to now.
 
 import type { Logger } from 'pino';
 import type { TaskRecord, TaskStatus } from './events.js';
@@ -23,6 +28,7 @@ import type { BridgeMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { TaskQuery, TaskSource } from './sources/types.js';
 import type { TaskTracker } from './tracker.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface ReconcileOptions {
   perPage: number;
@@ -33,9 +39,21 @@ export interface ReconcileOptions {
   maxLookups: number;
   /** How far behind `now` the completedAt scan may be: less than the tracker's dedupe window. */
   maxLagMs: number;
+  /** How far ahead of `now` a completedAt may be (clock skew) and still move the scan cursor. */
+  futureToleranceMs?: number;
 }
 
-export const DEFAULT_RECONCILE: ReconcileOptions = { perPage: 100, maxPages: 10, overlapMs: 60_000, maxLookups: 200, maxLagMs: 14 * 60_000 };
+export const DEFAULT_RECONCILE: ReconcileOptions = {
+  perPage: 100,
+  maxPages: 10,
+  overlapMs: 60_000,
+  maxLookups: 200,
+  maxLagMs: 14 * 60_000,
+  futureToleranceMs: 5 * 60_000,
+};
+const iso = (ms: number): string => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
+/** Future-dated task ids remembered, so that one record read again on every pass is counted once. */
+const FUTURE_IDS_KEPT = 1_000;
 
 /** The lag limit for a tracker that remembers finished ids for `dedupeWindowMs`: a minute of margin below it. */
 export function maxLagFor(dedupeWindowMs: number): number {
@@ -46,7 +64,7 @@ export interface ReconcilerDeps {
   source: Pick<TaskSource, 'listTasks' | 'getTask'>;
   pipeline: Pick<Pipeline, 'reconcile'>;
   tracker: Pick<TaskTracker, 'openTasks'>;
-  metrics: Pick<BridgeMetrics, 'reconciled' | 'reconcileFailed'>;
+  metrics: Pick<BridgeMetrics, 'reconciled' | 'reconcileFailed' | 'futureTimestamp'>;
   logger: Logger;
   now: () => number;
   /** Where the completedAt scan starts: the checkpoint's watermark minus its window, or the bridge's start. */
@@ -70,7 +88,8 @@ export class Reconciler {
   /** A pass asked for while one runs (e.g. a reconnect): it runs once that one ends, so it sees the gap. */
   private queued: Promise<void> | undefined;
   private readonly startedAt: number;
-  private skipsLogged = 0;
+  private readonly skipLog = new LogThrottle(1, 20);
+  private readonly futureIds = new Set<string>();
 
   constructor(
     private readonly deps: ReconcilerDeps,
@@ -195,10 +214,14 @@ export class Reconciler {
   private async scanCompleted(signal?: AbortSignal): Promise<void> {
     // Never before scanFrom: without a checkpoint, tasks that ended before the bridge started are not its to count.
     // After a truncated pass, continue where it stopped; otherwise look back `overlapMs` for records written late.
+    const now = this.deps.now();
+    const limit = now + (this.options.futureToleranceMs ?? DEFAULT_RECONCILE.futureToleranceMs!);
+    if (this.cursor > limit) this.cursor = now;
     let from = this.resumeAt ?? Math.max(this.deps.scanFrom, this.cursor - this.options.overlapMs);
-    const floor = this.deps.now() - this.options.maxLagMs;
+    if (from > limit) from = now - this.options.overlapMs;
+    const floor = now - this.options.maxLagMs;
     if (floor > this.startedAt && from < floor) {
-      if (this.skipsLogged++ % 20 === 0) {
+      if (this.skipLog.take()) {
         this.deps.logger.warn(
           { skippedFrom: new Date(from).toISOString(), skippedTo: new Date(floor).toISOString(), perPage: this.options.perPage, maxPages: this.options.maxPages },
           'completed-task scan fell behind further than finished tasks are remembered; skipping ahead (tasks that ended unseen in that range are not counted; raise reconcile.perPage or reconcile.maxPages)',
@@ -213,7 +236,8 @@ export class Reconciler {
     let result = await pages.next();
     while (!result.done) {
       for (const record of result.value) {
-        if (record.completedAt !== undefined && record.completedAt > latest) latest = record.completedAt;
+        if (record.completedAt !== undefined && record.completedAt > limit) this.futureDated(record, limit);
+        else if (record.completedAt !== undefined && record.completedAt > latest) latest = record.completedAt;
         this.apply(record);
       }
       result = await pages.next();
@@ -222,6 +246,21 @@ export class Reconciler {
     if (latest > this.cursor) this.cursor = latest;
     this.resumeAt = complete ? undefined : Math.max(from, latest);
   }
+
+  private futureDated(record: TaskRecord, limit: number): void {
+    if (this.futureIds.has(record.id)) return;
+    this.futureIds.add(record.id);
+    if (this.futureIds.size > FUTURE_IDS_KEPT) this.futureIds.delete(this.futureIds.values().next().value!);
+    this.deps.metrics.futureTimestamp('reconcile');
+    if (this.futureLog.take()) {
+      this.deps.logger.warn(
+        { taskId: record.id, completedAt: iso(record.completedAt!), limit: iso(limit) },
+        'stored task completed in the future (clock skew or a bad record): applied, but it does not move the completed-task scan',
+      );
+    }
+  }
+
+  private readonly futureLog = new LogThrottle();
 
   private async countPending(signal?: AbortSignal): Promise<void> {
     const counts = new Map<string, PendingCount>();

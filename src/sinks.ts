@@ -3,7 +3,7 @@
 // `transition` and `looked_up` hooks see live transitions of open tasks as they are applied, and the end of each
 // open task's first lookup (enrichment). A sink must be cheap and must not throw (the pipeline guards it anyway).
 
-import type { WrittenSpan } from './spans.js';
+import type { WrittenSpan } from './span-ids.js';
 import type { FinishedTask, OpenTask, Transition } from './tracker.js';
 
 export interface TaskSink {

@@ -1,17 +1,9 @@
 // Finished tasks → OpenTelemetry spans, exactly one per task.
 //
-// Owns: the span contract (name, kind, times, attributes, events, status) and the id scheme. Must not: do I/O or
-// decide where a task's parent is (the pipeline resolves placement; this file only applies it).
-//
-// Id scheme (documented in the README so apps can line their own traces up with it):
-// - span id of a task = first 16 hex of sha256("mastra-task-bridge/span/" + taskId): re-exporting a task after a
-//   restart yields the same span, never a second one with another id.
-// - trace id of a run = the runId's 32 hex digits when runId is a UUID (Mastra's runIds are), else the first 32 hex
-//   of sha256("mastra-task-bridge/trace/" + runId). Start a run with `tracingOptions: { traceId: runId without dashes }`
-//   and its spans share the trace with its tasks.
-// - trace id of a lone task (parent mode `none`) = first 32 hex of sha256("mastra-task-bridge/trace/" + taskId).
+// Owns: the span contract (name, kind, times, attributes, events, status). Must not: do I/O, choose ids (span-ids.ts)
+// or decide where a task's parent is (the pipeline resolves placement; this file only applies it), or read the SDK's
+// private parts (otel-sdk-internals.ts does, for the direct path).
 
-import { createHash, hash } from 'node:crypto';
 import {
   type Attributes,
   type HrTime,
@@ -26,21 +18,13 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { hrTimeDuration, millisToHrTime, otperformance } from '@opentelemetry/core';
-import { type ReadableSpan, SamplingDecision, type TimedEvent } from '@opentelemetry/sdk-trace-base';
+import { SamplingDecision, type TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { errorType } from './events.js';
+import { type SpanOutput, endHandBuilt, readSpanOutput } from './otel-sdk-internals.js';
+import { type Placement, type WrittenSpan, taskSpanId } from './span-ids.js';
+import type { Tracing } from './telemetry.js';
 import { type ErrorMessageMode, scrubSecrets } from './redact.js';
-import { type SpanOutput, type Tracing, spanOutputOf } from './telemetry.js';
 import type { FinishedTask } from './tracker.js';
-
-export type ParentMode = 'auto' | 'run' | 'none';
-
-export interface Placement {
-  traceId: string;
-  /** The Mastra tool_call span to parent under; absent for a root span. */
-  parentSpanId?: string;
-  /** mastra: under Mastra's own tool_call span; run: the run's derived trace; task: a trace of its own. */
-  origin: 'mastra' | 'run' | 'task';
-}
 
 export interface SpanContent {
   recordArgs: boolean;
@@ -61,39 +45,6 @@ export const DEFAULT_SPAN_CONTENT: SpanContent = {
   maxStackLength: 4096,
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ZERO_TRACE = '0'.repeat(32);
-
-// One-shot hash (Node ≥ 20.12) when present: same digest, without a Hash object per call.
-const oneShot = typeof hash === 'function' ? hash : undefined;
-
-function sha256Hex(s: string): string {
-  return oneShot ? oneShot('sha256', s, 'hex') : createHash('sha256').update(s).digest('hex');
-}
-
-export function runTraceId(runId: string): string {
-  if (UUID.test(runId)) {
-    const hex = runId.replace(/-/g, '').toLowerCase();
-    if (hex !== ZERO_TRACE) return hex;
-  }
-  return sha256Hex(`mastra-task-bridge/trace/${runId}`).slice(0, 32);
-}
-
-export function taskTraceId(taskId: string): string {
-  return sha256Hex(`mastra-task-bridge/trace/${taskId}`).slice(0, 32);
-}
-
-export function taskSpanId(taskId: string): string {
-  const id = sha256Hex(`mastra-task-bridge/span/${taskId}`).slice(0, 16);
-  // An all-zero span id is invalid; the odds are 2^-64, but the fix is one line.
-  return id === '0000000000000000' ? '0000000000000001' : id;
-}
-
-/** Where a task's span goes when Mastra's own trace is not available. */
-export function fallbackPlacement(task: { taskId: string; runId: string }, mode: ParentMode): Placement {
-  return mode === 'none' ? { traceId: taskTraceId(task.taskId), origin: 'task' } : { traceId: runTraceId(task.runId), origin: 'run' };
-}
-
 export function spanName(toolName: string): string {
   return `background_task ${toolName}`;
 }
@@ -113,13 +64,6 @@ export function payloadString(v: unknown, max: number): string {
   return truncate(s, max);
 }
 
-export interface WrittenSpan {
-  traceId: string;
-  spanId: string;
-  /** Whether the span is recorded (and exported when an exporter is set). */
-  sampled: boolean;
-}
-
 // The fixed parts of every span built directly (see SpanWriter): shared, never mutated.
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
@@ -131,33 +75,6 @@ const UNSET_STATUS: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 // the most per event (the exception event's 3): span limits at or above these never drop or truncate anything.
 const MAX_SPAN_ATTRIBUTES = 20;
 const MAX_EVENT_ATTRIBUTES = 3;
-
-/** A finished task span as the SDK's SpanImpl would hold it after end(): what span processors and exporters read. */
-class TaskSpan implements ReadableSpan {
-  readonly kind = SpanKind.INTERNAL;
-  readonly links = NO_LINKS;
-  readonly ended = true;
-  readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
-  readonly droppedLinksCount = 0;
-  constructor(
-    private readonly context: SpanContext,
-    readonly parentSpanContext: SpanContext | undefined,
-    readonly name: string,
-    readonly startTime: HrTime,
-    readonly endTime: HrTime,
-    readonly duration: HrTime,
-    readonly status: SpanStatus,
-    readonly attributes: Attributes,
-    readonly events: TimedEvent[],
-    readonly resource: SpanOutput['resource'],
-    readonly instrumentationScope: SpanOutput['scope'],
-  ) {}
-
-  spanContext(): SpanContext {
-    return this.context;
-  }
-}
 
 /**
  * Builds each task's span. With a tracer from the SDK the bridge wires (spanOutputOf), the finished span is built as a
@@ -177,10 +94,16 @@ export class SpanWriter {
     private readonly tracing: Tracing,
     private readonly content: SpanContent = DEFAULT_SPAN_CONTENT,
   ) {
-    this.output = spanOutputOf(tracing.tracer);
+    const read = readSpanOutput(tracing.tracer);
+    this.output = 'unavailable' in read ? undefined : read;
     const l = this.output?.limits;
     this.limitsFit =
       l !== undefined && l.attributeCountLimit >= MAX_SPAN_ATTRIBUTES && l.attributePerEventCountLimit >= MAX_EVENT_ATTRIBUTES && l.attributeValueLengthLimit === Infinity;
+    tracing.fastPaths?.report(
+      'otel_direct_span',
+      this.limitsFit,
+      'unavailable' in read ? read.unavailable : 'span limits (OTEL_SPAN_*_LIMIT) low enough to drop or truncate: the SDK applies them',
+    );
   }
 
   /** The error's message and stack as the span may carry them (traces.errorMessage), truncated. */
@@ -290,20 +213,7 @@ export class SpanWriter {
       status = { code: SpanStatusCode.ERROR, message };
     }
     const context: SpanContext = { traceId, spanId, traceFlags: TraceFlags.SAMPLED, traceState: undefined };
-    const span = new TaskSpan(
-      context,
-      parentSpanContext,
-      name,
-      startTime,
-      endTime,
-      hrTimeDuration(startTime, endTime),
-      status,
-      attributes,
-      events,
-      out.resource,
-      out.scope,
-    );
-    out.processor.onEnd(span);
+    endHandBuilt(out, { context, parentSpanContext, name, startTime, endTime, duration: hrTimeDuration(startTime, endTime), status, attributes, events });
     return { traceId, spanId, sampled: true };
   }
 

@@ -19,7 +19,8 @@
 //   up to `maxOpenTasks` of them; a later stream event re-opens the task (no second `started`), reconciliation does not
 //   (that would evict another task on every pass).
 
-import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskRecord, finalStatusOf, isTimeoutError } from './events.js';
+import { FifoMap } from './fifo-map.js';
+import { type EventKind, type FinalStatus, type TaskError, type TaskEvent, type TaskIdentity, type TaskRecord, finalStatusOf, isTerminal, isTimeoutError } from './events.js';
 
 /** `pending`: Mastra put the task back in its queue to retry (restart recovery with retries left); it runs again later. */
 export type Phase = 'running' | 'suspended' | 'pending';
@@ -67,14 +68,6 @@ export interface TaskInfo {
   retryCount?: number;
   maxRetries?: number;
   timeoutMs?: number;
-}
-
-interface TaskIdentity {
-  taskId: string;
-  agentId: string;
-  toolName: string;
-  toolCallId: string;
-  runId: string;
 }
 
 export interface OpenTask extends TaskIdentity {
@@ -136,22 +129,10 @@ const NONE: Transition[] = [];
 export class TaskTracker {
   readonly options: TrackerOptions;
   private readonly open = new Map<string, OpenTask>();
-  // Finished task id → when it finished, for duplicate detection. Pruning pops the oldest from a FIFO of
-  // (id, time) kept beside the map, not from a fresh iterator over the map: V8 leaves deleted entries as holes at the
-  // front of a Map until it rehashes, and every new iterator walks over them, so "delete the first entry" costs
-  // O(deleted so far) — tens of µs per event once the cap is reached (see bench/).
-  private readonly tombstones = new Map<string, number>();
-  // Evicted open task id → its first start, if known; bounded by maxOpenTasks through a FIFO like the tombstones'.
-  // Each FIFO slot holds the id and the eviction number it was pushed with; a slot whose id was since re-opened,
-  // finished or evicted again (a newer number) is stale and skipped.
-  private readonly evicted = new Map<string, { startedAt: number | undefined; n: number }>();
-  private evictedOrder: string[] = [];
-  private evictedNs: number[] = [];
-  private evictedHead = 0;
-  private evictions = 0;
-  private expiryIds: string[] = [];
-  private expiryAts: number[] = [];
-  private expiryHead = 0;
+  // Finished task id → when it finished, for duplicate detection; oldest dropped first (past the window or the cap).
+  private readonly tombstones: FifoMap<string, number>;
+  // Evicted open task id → its first start, if known; at most maxOpenTasks remembered.
+  private readonly evicted: FifoMap<string, number | undefined>;
   private readonly counts: OpenCount[] = [];
   private readonly countsByPair = new Map<string, Map<string, Record<'running' | 'suspended', OpenCount | undefined>>>();
   // agentId/toolName repeat across every task: share one string per value instead of one per task (bounded).
@@ -159,6 +140,8 @@ export class TaskTracker {
 
   constructor(options: Partial<TrackerOptions> = {}) {
     this.options = { ...DEFAULT_TRACKER_OPTIONS, ...options };
+    this.tombstones = new FifoMap(this.options.maxTombstones);
+    this.evicted = new FifoMap(this.options.maxOpenTasks);
   }
 
   /** Open tasks (running or suspended). */
@@ -201,14 +184,14 @@ export class TaskTracker {
 
     switch (event.kind) {
       case 'running':
-        if (task.phase === 'suspended') return this.resume(task, event.at!, observedAt, true);
+        if (task.phase === 'suspended') return this.resume(task, event.at!, true);
         if (task.phase === 'pending') return this.rerun(task, event.at!);
         return { result: 'duplicate', transitions: NONE };
       case 'resumed':
-        if (task.phase === 'suspended') return this.resume(task, event.at!, observedAt, true);
+        if (task.phase === 'suspended') return this.resume(task, event.at!, true);
         // Running already: the same resume again is a duplicate; a new one means we missed its suspend.
         if (task.lastResumedAt === event.at) return { result: 'duplicate', transitions: NONE };
-        return this.resume(task, event.at!, observedAt, false);
+        return this.resume(task, event.at!, false);
       case 'suspended':
         if (task.phase === 'suspended') return { result: 'duplicate', transitions: NONE };
         this.suspend(task, event.at!);
@@ -283,47 +266,27 @@ export class TaskTracker {
       this.suspend(task, record.suspendedAt ?? observedAt);
       return { result: 'applied', transitions: [{ type: 'suspended', task }] };
     }
-    return this.resume(task, record.startedAt ?? observedAt, observedAt, true);
+    return this.resume(task, record.startedAt ?? observedAt, true);
+  }
+
+  /** Slots in the evicted-task FIFO (for tests: it stays bounded by what is remembered). */
+  get evictedSlots(): number {
+    return this.evicted.slots;
   }
 
   /** Mark tasks as already finished (exported before a restart): their events become duplicates. */
-  /** Slots in the evicted-task FIFO (for tests: it stays bounded by what is remembered). */
-  get evictedSlots(): number {
-    return this.evictedOrder.length - this.evictedHead;
-  }
-
   rememberFinished(taskIds: Iterable<string>, observedAt: number): void {
     for (const id of taskIds) if (!this.open.has(id)) this.tombstone(id, observedAt);
   }
 
   /** Forget finished task ids past the dedupe window; call on a timer when the stream is idle. */
   prune(now: number): void {
-    const { dedupeWindowMs, maxTombstones } = this.options;
-    const ids = this.expiryIds;
-    const ats = this.expiryAts;
-    let head = this.expiryHead;
-    while (head < ids.length) {
-      const id = ids[head] as string;
-      const at = ats[head] as number;
-      // An id finished again later (rememberFinished) has a newer entry further on; this one is stale.
-      if (this.tombstones.get(id) === at) {
-        if (this.tombstones.size <= maxTombstones && now - at <= dedupeWindowMs) break;
-        this.tombstones.delete(id);
-      }
-      head++;
-    }
-    if (head > 1024 && head * 2 > ids.length) {
-      this.expiryIds = ids.slice(head);
-      this.expiryAts = ats.slice(head);
-      head = 0;
-    }
-    this.expiryHead = head;
+    const window = this.options.dedupeWindowMs;
+    this.tombstones.dropOldestWhile((at) => now - at > window);
   }
 
   private tombstone(taskId: string, at: number): void {
     this.tombstones.set(taskId, at);
-    this.expiryIds.push(taskId);
-    this.expiryAts.push(at);
   }
 
   /** A stream event for a task evicted at the cap: finish it from its first start, or re-open it; never a 2nd start. */
@@ -332,7 +295,7 @@ export class TaskTracker {
       const finished = this.finishEvicted(this.identityOf(event), event, 'event', observedAt);
       return { result: 'applied', transitions: [{ type: 'finished', task: finished }] };
     }
-    const startedAt = this.evicted.get(event.taskId)?.startedAt;
+    const startedAt = this.evicted.get(event.taskId);
     this.evicted.delete(event.taskId);
     const outcome = this.firstSight(event, observedAt);
     const reopened = this.open.get(event.taskId);
@@ -341,7 +304,7 @@ export class TaskTracker {
   }
 
   private finishEvicted(identity: TaskIdentity, event: TaskEvent, origin: FinishedTask['origin'], observedAt: number): FinishedTask {
-    const startedAt = this.evicted.get(identity.taskId)?.startedAt;
+    const startedAt = this.evicted.get(identity.taskId);
     this.evicted.delete(identity.taskId);
     this.tombstone(identity.taskId, observedAt);
     const finished = this.finishedFrom(identity, event, origin, true);
@@ -350,34 +313,7 @@ export class TaskTracker {
   }
 
   private rememberEvicted(task: OpenTask): void {
-    const n = ++this.evictions;
-    this.evicted.set(task.taskId, { startedAt: task.startedAt ?? task.info?.startedAt, n });
-    this.evictedOrder.push(task.taskId);
-    this.evictedNs.push(n);
-    while (this.evicted.size > this.options.maxOpenTasks && this.evictedHead < this.evictedOrder.length) {
-      const id = this.evictedOrder[this.evictedHead] as string;
-      if (this.evicted.get(id)?.n === this.evictedNs[this.evictedHead]) this.evicted.delete(id);
-      this.evictedHead++;
-    }
-    // Evicted tasks that end leave stale slots behind: keep the FIFO within a small multiple of what is remembered.
-    if (this.evictedOrder.length - this.evictedHead > 2 * this.evicted.size + 1024) {
-      const ids: string[] = [];
-      const ns: number[] = [];
-      for (let i = this.evictedHead; i < this.evictedOrder.length; i++) {
-        const id = this.evictedOrder[i] as string;
-        if (this.evicted.get(id)?.n === this.evictedNs[i]) {
-          ids.push(id);
-          ns.push(this.evictedNs[i] as number);
-        }
-      }
-      this.evictedOrder = ids;
-      this.evictedNs = ns;
-      this.evictedHead = 0;
-    } else if (this.evictedHead > 1024 && this.evictedHead * 2 > this.evictedOrder.length) {
-      this.evictedOrder = this.evictedOrder.slice(this.evictedHead);
-      this.evictedNs = this.evictedNs.slice(this.evictedHead);
-      this.evictedHead = 0;
-    }
+    this.evicted.set(task.taskId, task.startedAt ?? task.info?.startedAt);
   }
 
   private firstSight(event: TaskEvent, observedAt: number): Outcome {
@@ -438,7 +374,7 @@ export class TaskTracker {
     this.pushLifecycle(task, { name: 'suspended', at });
   }
 
-  private resume(task: OpenTask, at: number, _observedAt: number, fromSuspended: boolean): Outcome {
+  private resume(task: OpenTask, at: number, fromSuspended: boolean): Outcome {
     let suspendedMs: number | undefined;
     if (fromSuspended && task.suspendedAt !== undefined) suspendedMs = Math.max(0, at - task.suspendedAt);
     this.count(task, -1);
@@ -532,7 +468,7 @@ export class TaskTracker {
     }
   }
 
-  private identityOf(src: { agentId: string; toolName: string; toolCallId: string; runId: string } & ({ taskId: string } | { id: string })): TaskIdentity {
+  private identityOf(src: Omit<TaskIdentity, 'taskId'> & ({ taskId: string } | { id: string })): TaskIdentity {
     return {
       taskId: 'taskId' in src ? src.taskId : src.id,
       agentId: this.intern(src.agentId),
@@ -548,10 +484,6 @@ export class TaskTracker {
     if (this.interned.size < 10_000) this.interned.set(s, s);
     return s;
   }
-}
-
-function isTerminal(kind: EventKind): boolean {
-  return kind === 'completed' || kind === 'failed' || kind === 'cancelled';
 }
 
 export function infoOf(record: TaskRecord): TaskInfo {
@@ -585,9 +517,10 @@ function terminalEventFrom(record: TaskRecord, final: FinalStatus): TaskEvent {
 }
 
 /**
- * Complete a finished task with its stored record (the one getTask at or after the end). Pure: returns what the
- * record changes — the true status (a `failed` that storage calls `timed_out`), the first start when no event gave it,
- * the retry count after retries — and the queue wait when it was not observed while the task ran.
+ * Complete a finished task with its stored record (the one getTask at or after the end), in place: the record gives
+ * the true status (a `failed` that storage calls `timed_out`), the first start when no event gave it, and the stored
+ * fields (thread, resource, retries). Returns the queue wait when it was not observed while the task ran (the task
+ * is marked so that it is counted once).
  */
 export function completeWithRecord(task: FinishedTask, record: TaskRecord | undefined): { queueWaitMs?: number } {
   if (record === undefined) return {};

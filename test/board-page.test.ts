@@ -1,7 +1,8 @@
 // The board page and its script through app.inject: the shell the script fills (tables, connection state), the
 // landing facts and links, the page config embedded safely in a <script> element, and the static script itself.
 import { describe, expect, it } from 'vitest';
-import { type BridgeStatus, buildApp } from '../src/http/app.js';
+import { buildApp } from '../src/http/app.js';
+import type { BridgeStatus } from '../src/status.js';
 import { EventHub } from '../src/event-hub.js';
 import { BridgeMetrics } from '../src/metrics.js';
 

@@ -3,28 +3,26 @@
 // finished table with their true status, and link to the trace their span was exported in; the failure ratio per
 // tool fills in; upstream strings are shown as text, never as HTML. Also with a bearer token required (`#token=` and
 // the token form). A screenshot is kept in test-results/board.png (a CI artifact).
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { Mastra } from '@mastra/core';
 import pino from 'pino';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { type Workload, startWorkload } from '../src/demo/workload.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
+import { type Workload, startWorkload } from '../demo/workload.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';
+import { type DemoStack, startDemoStack } from './support/stack.js';
+import { CHROMIUM, describeWith } from './support/system.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-// A developer without Chromium gets a skip and a hint; CI (which installs it in .ci/run) must never pass by skipping.
-if (!haveChromium && process.env['CI']) throw new Error(`${CHROMIUM} is absent under CI: .ci/run should have installed chromium`);
-if (!haveChromium) console.warn(`board browser tests skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
 
 const silent = pino({ level: 'silent' });
 const TEMPLATE = 'http://jaeger.example:16686/trace/{traceId}';
 const TOKEN = 'board-test-token';
 
-describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
+// A developer without Chromium gets a visible skip and a hint; CI (which installs it in .ci/run) fails instead.
+describeWith([CHROMIUM], 'the task board in headless Chromium', () => {
   let receiver: OtlpReceiver;
   let mastra: Mastra;
   let bridge: BridgeHandle;
@@ -33,27 +31,26 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
   let browser: Browser;
   let base: string;
   let securedBase: string;
+  let stack: DemoStack | undefined;
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
     // research_topic streams 3 chunks 2.5 s apart: running rows stay long enough to watch their age and outputs.
     // Room for every task to run at once (about 14 research tasks overlap at this rate): none waits as pending, none
     // is cancelled by the workload's own deadline, so every row's status is the scenario's.
-    mastra = createDemoMastra({ timings: { completeStepMs: 2500 }, backgroundTasks: { globalConcurrency: 100, perAgentConcurrency: 100 } });
-    const config = {
-      otel: { tracesEndpoint: receiver.tracesUrl, batch: { scheduledDelayMs: 100 } },
-      metrics: { defaultMetrics: false },
-      board: { traceUrlTemplate: TEMPLATE },
-      events: { heartbeatSeconds: 2 },
-    };
-    bridge = startBridge({ mastra, logger: silent, mode: 'demo', config });
+    const config = { metrics: { defaultMetrics: false }, board: { traceUrlTemplate: TEMPLATE }, events: { heartbeatSeconds: 2 } };
+    stack = await startDemoStack({
+      mastra: { timings: { completeStepMs: 2500 }, backgroundTasks: { globalConcurrency: 100, perAgentConcurrency: 100 } },
+      config,
+      mode: 'demo',
+    });
+    ({ mastra, bridge, base } = stack);
+    receiver = stack.receiver!;
     secured = startBridge({ mastra, logger: silent, mode: 'demo', config: { ...config, otel: { tracesExporter: 'none' }, api: { tokens: [TOKEN] } } });
-    base = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
     securedBase = await secured.app.listen({ host: '127.0.0.1', port: 0 });
-    await Promise.all([bridge.whenReady(), secured.whenReady()]);
+    await secured.whenReady();
     workload = startWorkload(mastra, { ratePerSecond: 3, order: 'interleaved' }); // every status within a few seconds
     browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: CHROMIUM.path,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
   }, 120_000);
@@ -61,9 +58,7 @@ describe.skipIf(!haveChromium)('the task board in headless Chromium', () => {
     await browser?.close();
     await workload?.stop();
     await secured?.close();
-    await bridge?.close();
-    await shutdownDemoMastra(mastra);
-    await receiver?.close();
+    await stack?.close();
   });
 
   /** Text of an element now, or an error (waitFor retries) when it is not on the page: never Playwright's long wait. */

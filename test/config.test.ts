@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { startBridge } from '../src/bridge.js';
-import { ConfigError, loadConfig, tracesUrl } from '../src/config.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
+import { ConfigError, loadConfig, sourceServers, tracesUrl } from '../src/config.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
 function file(name: string, text: string): string {
@@ -33,6 +33,24 @@ describe('loadConfig', () => {
     expect(c.source.mastraUrl).toBe('');
     expect(c.traces.parent).toBe('auto');
     expect(tracesUrl(c)).toBeUndefined();
+  });
+
+  it('MASTRA_URL takes one URL as before, a comma-separated list, or dns+http:// names; source.servers adds more', () => {
+    expect(sourceServers(loadConfig({ env: { MASTRA_URL: 'http://mastra:4111' }, cwd: dir }))).toEqual(['http://mastra:4111']);
+    const f = file('servers.yaml', 'source:\n  servers:\n    - http://c:4111\n    - http://a:4111\n');
+    const c = loadConfig({ file: f, env: { MASTRA_URL: 'http://a:4111, http://b:4111 ,dns+http://mastra.svc:4111/base' } });
+    expect(sourceServers(c)).toEqual(['http://a:4111', 'http://b:4111', 'dns+http://mastra.svc:4111/base', 'http://c:4111']);
+    expect(c.source.discovery.refreshSeconds).toBe(30);
+    try {
+      loadConfig({ env: { MASTRA_URL: 'http://a:4111,ftp://b,not a url' }, cwd: dir });
+      expect.unreachable();
+    } catch (e) {
+      const text = (e as ConfigError).problems.join('\n');
+      expect(text).toContain('source.mastraUrl (from MASTRA_URL)');
+      expect(text).toContain('"ftp://b"');
+      expect(text).toContain('"not a url"');
+      expect(text).not.toContain('"http://a:4111"');
+    }
   });
 
   it('lets the environment override the file', () => {

@@ -4,9 +4,9 @@
  */
 import type { Mastra } from '@mastra/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDemoMastra, DEMO_AGENT_IDS, DEMO_TOOL_NAMES, shutdownDemoMastra } from '../src/demo/app.js';
-import { decideStep, parseInstruction, toolInstruction } from '../src/demo/model.js';
-import { demoServerOptionsFromEnv } from '../src/demo/server.js';
+import { createDemoMastra, DEMO_AGENT_IDS, DEMO_TOOL_NAMES, shutdownDemoMastra } from '../demo/app.js';
+import { decideStep, parseInstruction, toolInstruction } from '../demo/model.js';
+import { demoServerOptionsFromEnv } from '../demo/server.js';
 import {
   DEFAULT_MIX,
   dispatchQuickTask,
@@ -18,8 +18,10 @@ import {
   startWorkload,
   type Scenario,
   type ScenarioResult,
-} from '../src/demo/workload.js';
+} from '../demo/workload.js';
+import { type EmbeddedDemoModule, EMBEDDED_DEMO_ENTRY, loadEmbeddedDemo } from '../src/embedded-demo.js';
 import { findToolCallSpan, hasTraceStorage } from '../src/sources/mastra-traces.js';
+import * as embeddedDemo from '../demo/embedded.js';
 import { waitFor as poll } from './support/poll.js';
 
 interface StreamEvent {
@@ -281,5 +283,32 @@ describe('demo app without observability', () => {
     } finally {
       await shutdownDemoMastra(mastra).catch(() => undefined);
     }
+  });
+});
+
+describe('the embedded demo entry point (what `npm start` loads with no MASTRA_URL)', () => {
+  // A compile-time check: demo/embedded.ts provides what src/embedded-demo.ts expects (the CLI loads it by path).
+  const typed: EmbeddedDemoModule = embeddedDemo;
+  void typed;
+
+  it('is found by path from src/, runs a workload on its Mastra, and shuts down', async () => {
+    const loaded = await loadEmbeddedDemo();
+    expect('error' in loaded ? loaded.error : undefined).toBeUndefined();
+    expect(EMBEDDED_DEMO_ENTRY.pathname).toMatch(/\/demo\/embedded\.js$/);
+    const demo = embeddedDemo.createEmbeddedDemo();
+    const manager = demo.mastra.backgroundTaskManager!;
+    const since = new Date();
+    const workload = demo.startWorkload({ ratePerSecond: 50, onError: (e) => { throw e; } });
+    await waitFor(() => workload.started() >= 3, 'embedded workload to start 3 scenarios');
+    await workload.stop();
+    const { tasks } = await manager.listTasks({ fromDate: since });
+    expect(tasks.length).toBeGreaterThanOrEqual(3);
+    await demo.shutdown();
+  });
+
+  it('an install without demo/ gets one sentence naming MASTRA_URL', async () => {
+    const loaded = await loadEmbeddedDemo(new URL('../no-such-demo/embedded.js', EMBEDDED_DEMO_ENTRY));
+    expect('error' in loaded && loaded.error).toContain('this install has no embedded demo');
+    expect('error' in loaded && loaded.error).toContain('Set MASTRA_URL');
   });
 });

@@ -1,6 +1,7 @@
 // Every fact a user relies on is written once and checked against the code: the README's metric table against
-// METRIC_NAMES, its environment table against ENV_VARS, and config/bridge.yaml against the schema's keys.
-import { readdirSync, readFileSync } from 'node:fs';
+// METRIC_NAMES, its environment table against ENV_VARS, its file table against src/, and config/bridge.yaml against
+// the schema's keys.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigSchema, ENV_VARS } from '../src/config.js';
@@ -37,6 +38,22 @@ describe('documentation matches the code', () => {
     for (const m of real) {
       const metric = metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] };
       expect(documented.get(m.name), m.name).toEqual({ type: String(m.type), labels: [...(metric.labelNames ?? [])].sort() });
+    }
+  });
+
+  it('README file table names every room in src/ (a file, or its folder) and only rooms that exist', () => {
+    const start = readme.indexOf('| file | owns |');
+    const rows = readme.slice(start, readme.indexOf('\n\n', start)).split('\n').slice(2);
+    const named = rows.flatMap((r) => [...(r.split(' | ')[0] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(`${dir}/${e.name}`) : e.name.endsWith('.ts') ? [`${dir}/${e.name}`] : []));
+    const rooms = files('src');
+    expect(rooms.filter((f) => !named.some((n) => n === f || (n.endsWith('/') && f.startsWith(n))))).toEqual([]);
+    for (const n of named) expect(existsSync(n), `${n} exists`).toBe(true);
+    // A folder row names each of its files in its text.
+    for (const r of rows.filter((x) => /^\| `src\/[a-z-]+\/`/.test(x))) {
+      const folder = /^\| `([^`]+)`/.exec(r)![1]!;
+      for (const f of rooms.filter((x) => x.startsWith(folder))) expect(r, f).toContain(`\`${f.slice(folder.length)}\``);
     }
   });
 

@@ -1,4 +1,6 @@
 // The Enricher alone, over a source whose getTask answers when the test says: one lookup per task in flight at a time.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ENRICHMENT, Enricher } from '../src/enrichment.js';
 import type { TaskRecord } from '../src/events.js';
@@ -53,5 +55,40 @@ describe('Enricher', () => {
     await settle();
     expect(source.calls.map((c) => c.id)).toEqual(['a', 'b', 'c']);
     expect(failures).toEqual(['overloaded', 'not_found']);
+  });
+});
+
+describe('Enricher memory', () => {
+  it('keeps no payloads: 300 lookups of records with 1 MiB args leave the heap bounded', async () => {
+    // Mirrors the hostile case of issue 10: every getTask answer carries 1 MiB of fresh args (and a result).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heap = (): number => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const big = (i: number): string => `${i}:`.padEnd(1024 * 1024, 'x');
+    const source = {
+      getTask: async (id: string): Promise<TaskRecord> => ({
+        ...record('running'),
+        id,
+        threadId: `thread-${id}`,
+        args: { blob: big(Number(id.slice(1))) },
+        result: { blob: big(-1) },
+        suspendPayload: { blob: big(-2) },
+      }),
+    };
+    const enricher = new Enricher(source, DEFAULT_ENRICHMENT, () => undefined);
+    const before = heap();
+    const answers = [];
+    for (let i = 0; i < 300; i++) answers.push(await enricher.lookup(`t${i}`));
+    const after = heap();
+    // Every record is cached (a task that ends later reuses it) and each answer is still referenced here.
+    expect(answers.every((a) => a?.threadId?.startsWith('thread-t') && a.args === undefined && a.result === undefined)).toBe(true);
+    await settle();
+    expect(enricher.finishedNow('t299', () => false)).toMatchObject({ id: 't299', threadId: 'thread-t299' });
+    // 300 records with payloads would be > 900 MB; without them a few hundred KB. Loose bound, GC measured.
+    expect(after - before).toBeLessThan(20 * 1024 * 1024);
   });
 });

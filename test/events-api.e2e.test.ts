@@ -10,8 +10,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { type Workload, startWorkload } from '../src/demo/workload.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
+import { type Workload, startWorkload } from '../demo/workload.js';
 import { type BridgeEvent, EventHub, type TaskView } from '../src/event-hub.js';
 import { registerAuth } from '../src/http/auth.js';
 import { registerEventsRoute } from '../src/http/events.js';
@@ -20,6 +20,7 @@ import { parseExposition, scrape, total } from './support/metrics-text.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';
 import { type SseClient, connectSse, seq } from './support/sse.js';
+import { type DemoStack, startDemoStack } from './support/stack.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -30,23 +31,17 @@ describe('/api/events on a bridge watching a real Mastra', () => {
   let workload: Workload;
   let base: string;
 
+  let stack: DemoStack | undefined;
+
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    mastra = createDemoMastra();
-    bridge = startBridge({
-      mastra,
-      logger: silent,
-      config: { otel: { tracesEndpoint: receiver.tracesUrl, batch: { scheduledDelayMs: 100 } }, metrics: { defaultMetrics: false }, events: { bufferSize: 5000 } },
-    });
-    base = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
-    await bridge.whenReady();
-    workload = startWorkload(mastra, { ratePerSecond: 8, order: 'interleaved' }); // every status within a few seconds
+    // every status within a few seconds
+    stack = await startDemoStack({ config: { events: { bufferSize: 5000 } }, workload: { ratePerSecond: 8, order: 'interleaved' } });
+    ({ mastra, bridge, base } = stack);
+    receiver = stack.receiver!;
+    workload = stack.workload!;
   });
   afterAll(async () => {
-    await workload?.stop();
-    await bridge?.close();
-    await shutdownDemoMastra(mastra);
-    await receiver?.close();
+    await stack?.close();
   });
 
   it('sends enriched events: true status, thread, resource and the exported span’s trace id', async () => {
@@ -168,7 +163,7 @@ describe('/api/events flow control, heartbeat, limits and auth (synthetic events
     app = Fastify();
     hub = new EventHub({ bufferSize: 1000, recentFinished: 10 });
     metrics = new BridgeMetrics({ version: 'test', defaultMetrics: false, sseClients: () => route.clients() });
-    route = registerEventsRoute(app, { hub, metrics, heartbeatMs: 100, maxClientBufferBytes: CAP, maxClients: 3, preHandler: undefined });
+    route = registerEventsRoute(app, { hub, metrics, heartbeatMs: 100, maxClientBufferBytes: CAP, maxClients: 3 });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => {

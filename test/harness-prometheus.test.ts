@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, type OpenMetricsContentType, type 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './support/poll.js';
 import { prometheusConfig, promtool, startPrometheus, type PrometheusHandle } from './support/prometheus.js';
+import { PROMETHEUS, PROMTOOL, describeWith, hasAll } from './support/system.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
@@ -45,7 +46,10 @@ let target: string;
 const acceptHeaders: string[] = [];
 let prom: PrometheusHandle | undefined;
 
-beforeAll(async () => {
+// Outside the describe (one Prometheus for the file): only when the binaries are there (see describeWith below).
+const haveBinaries = hasAll([PROMETHEUS, PROMTOOL]);
+
+if (haveBinaries) beforeAll(async () => {
   registry = new Registry<OpenMetricsContentType>();
   registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   defineMetrics(registry, true);
@@ -66,12 +70,12 @@ beforeAll(async () => {
   prom = await startPrometheus({ targets: [target] });
 });
 
-afterAll(async () => {
+if (haveBinaries) afterAll(async () => {
   await prom?.close();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
 });
 
-describe('Prometheus harness', () => {
+describeWith([PROMETHEUS, PROMTOOL], 'Prometheus harness', () => {
   it('scrapes the target over OpenMetrics and answers queries', async () => {
     const p = prom!;
     await p.waitForTargetsUp(30_000);

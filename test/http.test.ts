@@ -1,7 +1,8 @@
 // The HTTP app through app.inject: landing page, metrics negotiation, health, readiness with a JSON reason, and one
 // JSON error shape (never a stack) for unknown routes.
 import { describe, expect, it } from 'vitest';
-import { type BridgeStatus, buildApp } from '../src/http/app.js';
+import { buildApp } from '../src/http/app.js';
+import type { BridgeStatus } from '../src/status.js';
 import { BridgeMetrics } from '../src/metrics.js';
 
 function app(status: Partial<BridgeStatus> = {}) {

@@ -17,11 +17,13 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { createDemoMastra, DEMO_AGENT_IDS, shutdownDemoMastra } from '../src/demo/app.js';
-import { type Workload, startWorkload } from '../src/demo/workload.js';
+import { createDemoMastra, DEMO_AGENT_IDS, shutdownDemoMastra } from '../demo/app.js';
+import { type Workload, startWorkload } from '../demo/workload.js';
 import { type AlertmanagerHandle, startAlertmanager, startWebhookReceiver, type WebhookReceiver } from './support/alertmanager.js';
 import { waitFor } from './support/poll.js';
 import { type PrometheusHandle, startPrometheus } from './support/prometheus.js';
+import { type DemoStack, startDemoStack } from './support/stack.js';
+import { ALERTMANAGER, PROMETHEUS, describeWith } from './support/system.js';
 
 const FAST_BURN = 'MastraBackgroundTaskErrorBudgetFastBurn';
 /**
@@ -71,7 +73,7 @@ function shortenAlertmanager(text: string, webhookUrl: string): string {
   return stringify(doc);
 }
 
-describe('failure alert end to end: Prometheus → Alertmanager → webhook', () => {
+describeWith([PROMETHEUS, ALERTMANAGER], 'failure alert end to end: Prometheus → Alertmanager → webhook', () => {
   let dir: string;
   let webhook: WebhookReceiver;
   let alertmanager: AlertmanagerHandle;
@@ -79,6 +81,7 @@ describe('failure alert end to end: Prometheus → Alertmanager → webhook', ()
   let bridge: BridgeHandle;
   let workload: Workload | undefined;
   let prom: PrometheusHandle;
+  let stack: DemoStack | undefined;
 
   const received = (alertname: string) =>
     webhook.messages.flatMap((m) => m.alerts.map((a) => ({ ...a, receiver: m.receiver }))).filter((a) => a.labels.alertname === alertname);
@@ -94,14 +97,11 @@ describe('failure alert end to end: Prometheus → Alertmanager → webhook', ()
     webhook = await startWebhookReceiver();
     alertmanager = await startAlertmanager(shortenAlertmanager(readFileSync('config/alertmanager.yml', 'utf8'), webhook.url));
 
-    mastra = createDemoMastra();
-    bridge = startBridge({ mastra, logger: pino({ level: 'silent' }), config: { otel: { tracesExporter: 'none' } } });
-    const address = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
-    await bridge.whenReady();
     // A normal mix, dealt in an even order so that no run depends on a lucky or unlucky draw.
-    workload = startWorkload(mastra, { ratePerSecond: 8, order: 'interleaved', mix: NORMAL_MIX });
+    stack = await startDemoStack({ exportSpans: false, config: { metrics: { defaultMetrics: true } }, workload: { ratePerSecond: 8, order: 'interleaved', mix: NORMAL_MIX } });
+    ({ mastra, bridge, workload } = stack);
     prom = await startPrometheus({
-      targets: [address.replace('http://', '')],
+      targets: [stack.base.replace('http://', '')],
       jobName: 'mastra-task-bridge',
       ruleFiles,
       alertmanagerUrl: alertmanager.url,
@@ -112,8 +112,7 @@ describe('failure alert end to end: Prometheus → Alertmanager → webhook', ()
   afterAll(async () => {
     await workload?.stop();
     await prom?.close();
-    await bridge?.close();
-    if (mastra) await shutdownDemoMastra(mastra);
+    await stack?.close();
     await alertmanager?.close();
     await webhook?.close();
     if (dir) await rm(dir, { recursive: true, force: true });

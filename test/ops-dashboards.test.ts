@@ -9,13 +9,14 @@ import { resolve } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { DEMO_AGENT_IDS, DEMO_TOOL_NAMES } from '../src/demo/app.js';
-import { type DemoServer, startDemoServer } from '../src/demo/server.js';
+import { DEMO_AGENT_IDS, DEMO_TOOL_NAMES } from '../demo/app.js';
+import { type DemoServer, startDemoServer } from '../demo/server.js';
 import { RemoteSource } from '../src/sources/remote.js';
 import { dashboardVariables, panelQueries, substitute } from './support/grafana.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { freePort, waitFor } from './support/poll.js';
 import { type PrometheusHandle, startPrometheus } from './support/prometheus.js';
+import { PROMETHEUS, describeWith } from './support/system.js';
 
 const RULE_FILES = readdirSync('config/rules').filter((f) => f.endsWith('.rules.yml')).map((f) => resolve('config/rules', f));
 const silent = pino({ level: 'silent' });
@@ -24,7 +25,7 @@ const silent = pino({ level: 'silent' });
 const BUILTINS = { __rate_interval: '10s', __interval: '2s', __range: '2m', datasource: 'prometheus' };
 const RANGE_SECONDS = 180; // covers the whole run
 
-describe('Grafana dashboards against a real Prometheus scraping a live bridge', () => {
+describeWith([PROMETHEUS], 'Grafana dashboards against a real Prometheus scraping a live bridge', () => {
   let receiver: OtlpReceiver;
   let demo: DemoServer | undefined;
   let bridge: BridgeHandle;
@@ -47,7 +48,7 @@ describe('Grafana dashboards against a real Prometheus scraping a live bridge', 
     // Prometheus first, so its ~6 s service-discovery delay overlaps the rest.
     prom = await startPrometheus({ targets: [instance], jobName: 'mastra-task-bridge', ruleFiles: RULE_FILES });
     // The demo server is not up yet: the bridge's first connection attempts are refused (a reconnect series).
-    await waitFor(async () => (await bridge.app.inject({ url: '/metrics' })).body.includes('mastra_task_bridge_source_reconnects_total{reason="refused"}'), {
+    await waitFor(async () => /mastra_task_bridge_source_reconnects_total\{[^}]*reason="refused"/.test((await bridge.app.inject({ url: '/metrics' })).body), {
       message: 'a refused connection counted',
     });
     demo = await startDemoServer({

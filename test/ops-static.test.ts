@@ -10,8 +10,13 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
 import { GENERATED_FILE, readDashboards, renderDashboardTypes } from './support/dashboard-types.js';
+import { AMTOOL_BIN } from './support/alertmanager.js';
 import { panelQueries } from './support/grafana.js';
+import { JAEGER_BIN } from './support/jaeger.js';
+import { withTraffic } from './support/metrics-text.js';
+import { peerVersion } from './support/peers.js';
 import { promtool } from './support/prometheus.js';
+import { AMTOOL, DOCKER_COMPOSE, JAEGER, PROMTOOL, describeWith, itWith } from './support/system.js';
 
 const RULES_DIR = 'config/rules';
 const ruleFiles = readdirSync(RULES_DIR).filter((f) => f.endsWith('.rules.yml')).map((f) => join(RULES_DIR, f));
@@ -34,22 +39,29 @@ function run(cmd: string, args: string[]): { code: number; out: string } {
 }
 
 describe('Prometheus configuration and rules (promtool)', () => {
-  it('promtool check config accepts config/prometheus.yml and the rule files it loads', () => {
+  itWith([PROMTOOL], 'promtool check config accepts config/prometheus.yml and the rule files it loads', () => {
     const r = promtool(['check', 'config', 'config/prometheus.yml']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`${ruleFiles.length} rule files found`);
   });
 
-  it('promtool check rules accepts every rule file', () => {
+  itWith([PROMTOOL], 'promtool check rules accepts every rule file', () => {
     const r = promtool(['check', 'rules', ...ruleFiles]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
   });
 
-  it('promtool test rules passes every rule unit test file', () => {
+  itWith([PROMTOOL], 'promtool test rules passes every rule unit test file', () => {
     expect(testFiles.length).toBeGreaterThan(0);
     const r = promtool(['test', 'rules', ...testFiles.map((f) => relative(RULES_DIR, f))], { cwd: RULES_DIR });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/FAILED/);
+  });
+
+  itWith([PROMTOOL], "promtool check metrics accepts the bridge's text rendering", async () => {
+    const { body } = await withTraffic().render('text/plain');
+    const r = promtool(['check', 'metrics'], { input: body });
+    expect(r.stderr + r.stdout).toBe('');
+    expect(r.code).toBe(0);
   });
 
   it('every alert has a severity, summary, description and a dashboard_url of a shipped dashboard', () => {
@@ -101,14 +113,37 @@ describe('Prometheus configuration and rules (promtool)', () => {
   });
 });
 
-describe('Alertmanager configuration', () => {
+describeWith([AMTOOL], 'Alertmanager configuration', () => {
   it('amtool check-config accepts config/alertmanager.yml', () => {
-    const r = run('amtool', ['check-config', 'config/alertmanager.yml']);
+    const r = run(AMTOOL_BIN, ['check-config', 'config/alertmanager.yml']);
     expect(r.code, r.out).toBe(0);
   });
 });
 
-describe('docker-compose.yml and the Dockerfile', () => {
+describe('Jaeger configuration', () => {
+  itWith([JAEGER], 'jaeger validate accepts config/jaeger.yaml (the Jaeger v2 the tests run, on the file docker-compose mounts)', () => {
+    const r = run(JAEGER_BIN, ['validate', '--config', 'config/jaeger.yaml']);
+    expect(r.code, r.out).toBe(0);
+  });
+
+  it('listens, by default, where docker-compose expects it; only addresses are variables', () => {
+    const text = readFileSync('config/jaeger.yaml', 'utf8');
+    const defaults = Object.fromEntries([...text.matchAll(/\$\{env:(JAEGER_[A-Z_]+):-([^}]+)\}/g)].map((m) => [m[1], m[2]]));
+    expect(defaults).toEqual({
+      JAEGER_LOG_LEVEL: 'info',
+      JAEGER_QUERY_HTTP_ENDPOINT: '0.0.0.0:16686',
+      JAEGER_QUERY_GRPC_ENDPOINT: '0.0.0.0:16685',
+      JAEGER_HEALTH_ENDPOINT: '0.0.0.0:13133',
+      JAEGER_OTLP_HTTP_ENDPOINT: '0.0.0.0:4318',
+      JAEGER_OTLP_GRPC_ENDPOINT: '0.0.0.0:4317',
+    });
+    const config = parse(text) as { service: { pipelines: { traces: { receivers: string[] } } }; extensions: { jaeger_storage: { backends: Record<string, Record<string, unknown>> } } };
+    expect(config.service.pipelines.traces.receivers).toEqual(['otlp']);
+    expect(Object.values(config.extensions.jaeger_storage.backends).map((b) => Object.keys(b))).toEqual([['memory']]);
+  });
+});
+
+describeWith([DOCKER_COMPOSE], 'docker-compose.yml', () => {
   const compose = run('docker-compose', ['-f', 'docker-compose.yml', 'config']);
   // docker-compose 1.29 prints ports as 'ip:published:target/proto' and volumes as 'source:target:mode'.
   const resolved = parse(compose.out) as {
@@ -120,15 +155,25 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(r.code, r.out).toBe(0);
   });
 
-  it('has the six services, each with a pinned image and a healthcheck', () => {
-    expect(Object.keys(resolved.services).sort()).toEqual(['alertmanager', 'bridge', 'grafana', 'jaeger', 'mastra-demo', 'prometheus']);
+  it('has the seven services, each with a pinned image and a healthcheck', () => {
+    expect(Object.keys(resolved.services).sort()).toEqual(['alertmanager', 'bridge', 'grafana', 'jaeger', 'mastra-demo', 'postgres', 'prometheus']);
     for (const [name, s] of Object.entries(resolved.services)) {
-      expect(s.image, name).toMatch(/^[a-z0-9./-]+:(v?\d+\.\d+\.\d+)$/);
+      // PostgreSQL versions are major.minor (15.10): that is its full pin.
+      expect(s.image, name).toMatch(name === 'postgres' ? /^postgres:\d+\.\d+$/ : /^[a-z0-9./-]+:(v?\d+\.\d+\.\d+)$/);
       expect(s.healthcheck?.test?.length, `${name} healthcheck`).toBeGreaterThan(0);
     }
     expect(resolved.services['mastra-demo']?.build?.target).toBe('mastra-demo');
     expect(resolved.services.bridge?.build?.target).toBe('bridge');
     expect(resolved.services.bridge?.image?.endsWith(`:${pkg.version}`)).toBe(true);
+  });
+
+  it('pins Prometheus, Alertmanager and Jaeger to the versions the tests build and run (test/peers/*/go.mod)', () => {
+    // Prometheus 3.x is the Go module v0.3xx.y (v0.316.0 = 3.16.0); Jaeger v2 2.N.0 is the module v1.(63+N).0.
+    const [, major, minor, patch] = /^v0\.(\d)(\d{2})\.(\d+)$/.exec(peerVersion('prometheus')) ?? [];
+    expect(resolved.services.prometheus?.image).toBe(`prom/prometheus:v${major}.${Number(minor)}.${patch}`);
+    expect(resolved.services.alertmanager?.image).toBe(`prom/alertmanager:${peerVersion('alertmanager')}`);
+    const jaegerMinor = Number(peerVersion('jaeger').split('.')[1]) - 63;
+    expect(resolved.services.jaeger?.image).toBe(`jaegertracing/jaeger:2.${jaegerMinor}.0`);
   });
 
   it('publishes only UI ports, on 127.0.0.1', () => {
@@ -138,7 +183,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
 
   it('wires the bridge to the demo server, Jaeger over OTLP and a checkpoint volume; Prometheus stores exemplars', () => {
     const bridge = resolved.services.bridge!;
-    expect(bridge.environment?.MASTRA_URL).toBe('http://mastra-demo:4111');
+    // Discovery: every replica of the demo service, on the PostgreSQL store they share.
+    expect(bridge.environment?.MASTRA_URL).toBe('dns+http://mastra-demo:4111');
+    expect((resolved.services['mastra-demo'] as { deploy?: { replicas?: number } }).deploy?.replicas).toBe(2);
+    expect(resolved.services['mastra-demo']?.environment?.DEMO_STORAGE_URL).toMatch(/^postgresql:\/\/[^@]+@postgres:5432\//);
+    expect(resolved.services['mastra-demo']?.environment?.DEMO_REPLICA).toBe('true');
     expect(bridge.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
     // The board's trace links open the Jaeger UI where the browser reaches it: the port published on localhost.
     const jaegerUi = (resolved.services.jaeger?.ports ?? []).map((p) => p.split(':')).find((p) => p[2]?.startsWith('16686'))?.[1];
@@ -147,7 +196,9 @@ describe('docker-compose.yml and the Dockerfile', () => {
     const volumeMounts = (bridge.volumes ?? []).map((v) => v.split(':')).filter(([source]) => !source!.startsWith('/'));
     expect(volumeMounts.some(([, target]) => checkpoint.startsWith(`${target}/`)), 'checkpoint file on a named volume').toBe(true);
     expect(resolved.services['mastra-demo']?.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
-    expect(resolved.services.jaeger?.environment?.COLLECTOR_OTLP_ENABLED).toBe('true');
+    const jaeger = resolved.services.jaeger!;
+    expect(new Map((jaeger.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]])).get('/etc/jaeger/config.yaml')).toBe(resolve('config/jaeger.yaml'));
+    expect(jaeger.command).toEqual(['--config', '/etc/jaeger/config.yaml']);
     const prom = resolved.services.prometheus!;
     expect(prom.command).toContain('--enable-feature=exemplar-storage');
     const mounts = new Map((prom.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]]));
@@ -163,6 +214,9 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(grafana.environment?.GF_AUTH_ANONYMOUS_ORG_ROLE).toBe('Viewer');
   });
 
+});
+
+describe('the Dockerfile', () => {
   it('the Dockerfile is multi-stage, runs as a non-root user with a /healthz healthcheck, and builds the demo target', () => {
     const text = readFileSync('Dockerfile', 'utf8');
     const stages = [...text.matchAll(/^FROM \S+ AS (\S+)$/gm)].map((m) => m[1]);
@@ -179,9 +233,15 @@ describe('docker-compose.yml and the Dockerfile', () => {
     }
     const demoStage = text.slice(text.indexOf('AS mastra-demo'), text.indexOf('AS bridge'));
     expect(demoStage).toMatch(/^USER node$/m);
-    expect(demoStage).toContain('CMD ["node", "dist/demo/server.js"]');
-    // dist/demo/server.js exists only if tsconfig.build.json compiles src/demo.
-    expect((JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] }).include).toContain('src');
+    expect(demoStage).toContain('CMD ["node", "dist-demo/server.js"]');
+    // dist-demo/server.js exists only if the build stage compiles demo/ with tsconfig.demo.json (outDir dist-demo).
+    const demoBuild = JSON.parse(readFileSync('tsconfig.demo.json', 'utf8')) as { include: string[]; compilerOptions: { outDir: string } };
+    expect(demoBuild.include).toEqual(['demo']);
+    expect(demoBuild.compilerOptions.outDir).toBe('dist-demo');
+    expect(text).toContain('npm run build:demo');
+    expect(text).toMatch(/^COPY demo \.\/demo$/m);
+    // The shipped build (dist/, package.json "files") holds no demo: tsconfig.build.json compiles src/ only.
+    expect((JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] }).include).toEqual(['src']);
     expect(readFileSync('.dockerignore', 'utf8')).toMatch(/^node_modules$/m);
   });
 
@@ -201,7 +261,6 @@ describe('docker-compose.yml and the Dockerfile', () => {
       for (const spec of specs) {
         if (spec.startsWith('node:')) continue;
         if (spec.startsWith('.')) {
-          if (spec.includes('/demo/')) continue; // demo mode only (no MASTRA_URL): not used by the image
           visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
         } else {
           packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);

@@ -17,7 +17,8 @@ import {
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
 import { OtlpTraceSerializer, encodeStats } from '../src/otlp-encode.js';
-import { DEFAULT_SPAN_CONTENT, type Placement, SpanWriter, fallbackPlacement } from '../src/spans.js';
+import { type Placement, fallbackPlacement } from '../src/span-ids.js';
+import { DEFAULT_SPAN_CONTENT, SpanWriter } from '../src/spans.js';
 import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import type { FinishedTask, LifecycleEvent } from '../src/tracker.js';
 
@@ -126,14 +127,14 @@ function generatedTasks(n: number, seed: number): { task: FinishedTask; placemen
 }
 
 describe('OtlpTraceSerializer: the bridge’s spans', () => {
-  it('direct-path spans (TaskSpan) from SpanWriter: one large request and many small ones', async () => {
+  it('direct-path spans (HandBuiltSpan) from SpanWriter: one large request and many small ones', async () => {
     const { tracing, spans } = bridgeTracing();
     const content = { ...DEFAULT_SPAN_CONTENT, recordArgs: true, recordResult: true, recordOutput: true };
     const writer = new SpanWriter(tracing, content);
     for (const { task, placement } of generatedTasks(2_000, 1)) writer.write(task, placement);
     const all = await spans();
     expect(all).toHaveLength(2_000);
-    expect(all.every((s) => s.constructor.name === 'TaskSpan')).toBe(true);
+    expect(all.every((s) => s.constructor.name === 'HandBuiltSpan')).toBe(true);
     expectIdentical(all); // ~1.5 MB: grows the encoder's buffer
     for (let i = 0; i < all.length; i += 97) expectIdentical(all.slice(i, i + 1 + (i % 13)));
   });

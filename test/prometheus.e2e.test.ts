@@ -5,12 +5,14 @@ import type { Mastra } from '@mastra/core';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../src/demo/app.js';
-import { type Workload, startWorkload } from '../src/demo/workload.js';
+import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
+import { type Workload, startWorkload } from '../demo/workload.js';
 import { METRIC_NAMES } from '../src/metrics.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';
 import { type PrometheusHandle, startPrometheus } from './support/prometheus.js';
+import { type DemoStack, startDemoStack } from './support/stack.js';
+import { PROMETHEUS, describeWith } from './support/system.js';
 
 const EXPECTED_TYPES: Record<string, string> = {
   mastra_background_task_started_total: 'counter',
@@ -38,36 +40,32 @@ const EXPECTED_TYPES: Record<string, string> = {
   mastra_task_bridge_api_requests_total: 'counter',
   mastra_task_bridge_api_rate_limited_total: 'counter',
   mastra_task_bridge_api_cache_total: 'counter',
+  mastra_task_bridge_fast_path_info: 'gauge',
+  mastra_task_bridge_fast_path_fallbacks_total: 'counter',
+  mastra_task_bridge_future_timestamps_total: 'counter',
+  mastra_task_bridge_auth_failures_total: 'counter',
 };
 
-describe('a real Prometheus scraping the bridge', () => {
+describeWith([PROMETHEUS], 'a real Prometheus scraping the bridge', () => {
   let receiver: OtlpReceiver;
   let mastra: Mastra;
   let bridge: BridgeHandle;
   let workload: Workload;
   let prom: PrometheusHandle;
+  let stack: DemoStack | undefined;
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    mastra = createDemoMastra();
-    bridge = startBridge({
-      mastra,
-      logger: pino({ level: 'silent' }),
-      config: { otel: { tracesEndpoint: receiver.tracesUrl, batch: { scheduledDelayMs: 100 } } },
-    });
-    const address = await bridge.app.listen({ host: '127.0.0.1', port: 0 });
-    await bridge.whenReady();
-    workload = startWorkload(mastra, { ratePerSecond: 8 });
-    prom = await startPrometheus({ targets: [address.replace('http://', '')] });
+    stack = await startDemoStack({ config: { metrics: { defaultMetrics: true } }, workload: { ratePerSecond: 8 } });
+    ({ mastra, bridge } = stack);
+    receiver = stack.receiver!;
+    workload = stack.workload!;
+    prom = await startPrometheus({ targets: [stack.base.replace('http://', '')] });
     await prom.waitForTargetsUp(30_000);
   }, 60_000);
 
   afterAll(async () => {
-    await workload?.stop();
     await prom?.close();
-    await bridge?.close();
-    if (mastra) await shutdownDemoMastra(mastra);
-    await receiver?.close();
+    await stack?.close();
   });
 
   it('has the contract up to date in the test itself', () => {

@@ -185,7 +185,7 @@ describe('Reconciler on its own (a real tracker, a store, a clock the test moves
             return out.transitions;
           },
         },
-        metrics: { reconciled: () => undefined, reconcileFailed: () => void failures++ },
+        metrics: { reconciled: () => undefined, reconcileFailed: () => void failures++, futureTimestamp: () => undefined },
       },
       { perPage: opts.perPage, maxPages: opts.maxPages, overlapMs: 60_000, maxLookups: 10, maxLagMs: maxLagFor(15 * 60_000) },
     );

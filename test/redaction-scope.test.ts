@@ -7,7 +7,8 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
 import { errorType, isClassLikeName } from '../src/events.js';
 import { type RedactionPolicy, redactTask, scrubSecrets } from '../src/redact.js';
-import { SpanWriter, fallbackPlacement } from '../src/spans.js';
+import { fallbackPlacement } from '../src/span-ids.js';
+import { SpanWriter } from '../src/spans.js';
 import { PresetIdGenerator } from '../src/telemetry.js';
 import type { FinishedTask } from '../src/tracker.js';
 

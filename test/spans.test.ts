@@ -16,8 +16,10 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SPAN_CONTENT, type Placement, type SpanContent, SpanWriter, fallbackPlacement } from '../src/spans.js';
-import { PresetIdGenerator, type Tracing, spanOutputOf } from '../src/telemetry.js';
+import { type Placement, fallbackPlacement } from '../src/span-ids.js';
+import { DEFAULT_SPAN_CONTENT, type SpanContent, SpanWriter } from '../src/spans.js';
+import { spanOutputOf } from '../src/otel-sdk-internals.js';
+import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import type { FinishedTask, LifecycleEvent } from '../src/tracker.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -133,8 +135,8 @@ function fields(span: ReadableSpan): unknown {
 }
 
 describe('SpanWriter: direct spans match the SDK path', () => {
-  it('uses the direct path for the tracer the bridge wires, and not for another tracer', () => {
-    expect(spanOutputOf(setup().tracing.tracer)).toBeDefined();
+  // Whether the direct path is active on the pinned SDK at all: test/compat.test.ts.
+  it('does not take the direct path for a tracer without the SDK internals', () => {
     expect(spanOutputOf(setup({ hideInternals: true }).tracing.tracer)).toBeUndefined();
   });
 
@@ -149,7 +151,7 @@ describe('SpanWriter: direct spans match the SDK path', () => {
       const [da, db] = [await spansOf(direct), await spansOf(sdk)];
       expect(da).toHaveLength(1);
       expect(db).toHaveLength(1);
-      expect(da[0]!.constructor.name).toBe('TaskSpan'); // the direct path was taken, not its fallback
+      expect(da[0]!.constructor.name).toBe('HandBuiltSpan'); // the direct path was taken, not its fallback
       expect(db[0]!.constructor.name).toBe('SpanImpl');
       expect(fields(da[0]!)).toEqual(fields(db[0]!));
       expect(Buffer.from(ProtobufTraceSerializer.serializeRequest(da)!)).toEqual(Buffer.from(ProtobufTraceSerializer.serializeRequest(db)!));
@@ -168,12 +170,26 @@ describe('SpanWriter: direct spans match the SDK path', () => {
     expect(fields(sa[0]!)).toEqual(fields(sb[0]!));
   });
 
-  it('value length limits: the SDK path truncates', async () => {
+  it('value length limits: the SDK path decides, and truncates what is longer than the limit', async () => {
     const limited = setup({ spanLimits: { attributeValueLengthLimit: 8 } });
+    const sdk = setup({ spanLimits: { attributeValueLengthLimit: 8 }, hideInternals: true });
     const t = task({ status: 'failed', error: { message: 'card declined', stack: STACK } });
-    new SpanWriter(limited.tracing).write(t, fallbackPlacement(t, 'run'));
+    new SpanWriter(limited.tracing).write(structuredClone(t), fallbackPlacement(t, 'run'));
+    new SpanWriter(sdk.tracing).write(structuredClone(t), fallbackPlacement(t, 'run'));
     const [s] = await spansOf(limited);
-    expect(s!.attributes['gen_ai.tool.name']).toBe('research');
+    const [reference] = await spansOf(sdk);
+    expect(s!.constructor.name).toBe('SpanImpl'); // the direct path stepped aside: it never truncates
+    expect(fields(s!)).toEqual(fields(reference!));
+    // Values longer than 8 characters are cut to 8 (the untruncated value is longer, so this can fail) ...
+    expect(t.toolName.length).toBeGreaterThan(8);
+    expect(s!.attributes['gen_ai.tool.name']).toBe(t.toolName.slice(0, 8));
+    expect(t.taskId.length).toBeGreaterThan(8);
+    expect(s!.attributes['mastra.background_task.id']).toBe(t.taskId.slice(0, 8));
+    expect(s!.attributes['error.type']).toBe('PaymentD');
+    // ... and so are event attributes; shorter values and numbers are left alone.
+    expect(s!.events.find((e) => e.name === 'exception')?.attributes?.['exception.message']).toBe('card dec');
+    expect(s!.attributes['mastra.background_task.status']).toBe('failed');
+    expect(s!.attributes['mastra.background_task.output_chunks']).toBe(0);
   });
 
   it('a sampler that drops: no span reaches the processor, and the ids say not sampled', async () => {

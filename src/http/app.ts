@@ -15,19 +15,8 @@ import { type AuthOptions, registerAuth } from './auth.js';
 import { BOARD_CSP, boardPage, boardScript } from './board.js';
 import { registerEventsRoute } from './events.js';
 import { type TasksApiOptions, tasksApi } from './tasks.js';
-
-export interface BridgeStatus {
-  mode: 'demo' | 'in-process' | 'remote';
-  source: string;
-  version: string;
-  connected: boolean;
-  /** The initial sync (connect snapshot + stored running/suspended tasks) has been applied. */
-  synced: boolean;
-  /** Why the bridge is not ready, when it is not. */
-  reason?: string;
-  openTasks: number;
-  tracesExported: boolean;
-}
+import { errorSchema } from './error-schema.js';
+import type { BridgeStatus } from '../status.js';
 
 export interface AppDeps {
   metrics: BridgeMetrics;
@@ -49,12 +38,6 @@ export interface AppDeps {
   tasks?: TasksApiOptions;
 }
 
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
-
 const readySchema = {
   type: 'object',
   properties: {
@@ -62,6 +45,14 @@ const readySchema = {
     reason: { type: 'string' },
     connected: { type: 'boolean' },
     synced: { type: 'boolean' },
+    sources: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { source: { type: 'string' }, connected: { type: 'boolean' }, synced: { type: 'boolean' }, reason: { type: 'string' } },
+        required: ['source', 'connected', 'synced'],
+      },
+    },
   },
   required: ['status', 'connected', 'synced'],
 } as const;
@@ -139,6 +130,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const ready = s.connected && s.synced;
     const body: Record<string, unknown> = { status: ready ? 'ready' : 'not_ready', connected: s.connected, synced: s.synced };
     if (!ready) body.reason = s.reason ?? (s.connected ? 'initial sync with Mastra not finished' : 'not connected to the Mastra background-task stream');
+    if (s.sources) body.sources = s.sources;
     return reply.status(ready ? 200 : 503).send(body);
   });
 

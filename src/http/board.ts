@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { BridgeStatus } from './app.js';
+import type { BridgeStatus } from '../status.js';
 
 export interface BoardOptions {
   /** `{traceId}` is replaced by a finished task's trace id; empty: no links. */
@@ -98,6 +98,7 @@ ${demo}
 <table class="meta">
 <tr><td>Mode</td><td>${escape(s.mode)}</td></tr>
 <tr><td>Source</td><td>${escape(s.source)}</td></tr>
+${(s.sources ?? []).map((x) => `<tr><td>Server ${escape(x.source)}</td><td class="${x.connected && x.synced ? 'ok' : 'bad'}">${x.connected && x.synced ? 'connected' : escape(x.reason ?? 'not connected')}</td></tr>`).join('\n')}
 <tr><td>Status</td><td class="${ready ? 'ok' : 'bad'}">${ready ? 'ready' : escape(s.reason ?? 'not ready')}</td></tr>
 <tr><td>Spans</td><td>${s.tracesExported ? 'exported over OTLP' : 'not exported (no OTLP endpoint set, or OTEL_TRACES_EXPORTER=none)'}</td></tr>
 </table>

@@ -18,9 +18,10 @@
 // Authentication is not done here: the app's root bearer hook (auth.ts) guards every /api path, this one included.
 
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { BRIDGE_EVENT_TYPES, type BridgeEventType, type EventFilter, type EventHub, TASK_VIEW_STATUSES, type TaskViewStatus } from '../event-hub.js';
 import type { BridgeMetrics } from '../metrics.js';
+import { errorSchema } from './error-schema.js';
 
 export interface EventsRouteOptions {
   hub: EventHub;
@@ -32,7 +33,6 @@ export interface EventsRouteOptions {
   connectLimit?: { max: number; timeWindowMs: number };
   /** How long a client may take to drain an opening larger than its buffer cap before it is dropped as slow. */
   openingDrainMs?: number;
-  preHandler?: preHandlerHookHandler | undefined;
 }
 
 export interface EventsRouteHandle {
@@ -82,12 +82,6 @@ export function parseEventsQuery(query: Record<string, unknown>): ParsedQuery {
   }
   return lastEventId === undefined ? { ok: true, filter } : { ok: true, filter, lastEventId };
 }
-
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 
 interface Client {
   raw: ServerResponse;
@@ -179,7 +173,6 @@ export function registerEventsRoute(app: FastifyInstance, opts: EventsRouteOptio
   app.get(
     '/api/events',
     {
-      ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
       schema: { response: { 200: { type: 'string' }, 400: errorSchema, 429: errorSchema, 503: errorSchema } },
     },
     async (request, reply) => {

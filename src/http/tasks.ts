@@ -15,8 +15,10 @@ import { TASK_STATUSES, type TaskRecord, type TaskStatus, finalStatusOf } from '
 import type { BridgeMetrics } from '../metrics.js';
 import { redactTask } from '../redact.js';
 import type { TaskSpanIds } from '../span-index.js';
-import { SourceError, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
+import { SourceError, type TaskFilter, type TaskPage, type TaskQuery, type TaskSource } from '../sources/types.js';
 import { LookupCache } from './lookup-cache.js';
+import { LogThrottle } from '../log-throttle.js';
+import { errorSchema } from './error-schema.js';
 
 export interface TasksApiOptions {
   source: Pick<TaskSource, 'kind' | 'getTask' | 'listTasks'>;
@@ -34,14 +36,8 @@ const DATE_COLUMNS = ['createdAt', 'startedAt', 'suspendedAt', 'completedAt'] as
 const FILTERS = ['agentId', 'runId', 'threadId', 'resourceId', 'toolName', 'toolCallId'] as const;
 type DateColumn = (typeof DATE_COLUMNS)[number];
 
-interface ListQuery {
+interface ListQuery extends TaskFilter {
   status?: TaskStatus[];
-  agentId?: string;
-  runId?: string;
-  threadId?: string;
-  resourceId?: string;
-  toolName?: string;
-  toolCallId?: string;
   fromDate?: string;
   toDate?: string;
   dateFilterBy?: DateColumn;
@@ -74,11 +70,6 @@ const listQuerySchema = {
 } as const;
 const KNOWN_PARAMS: ReadonlySet<string> = new Set(Object.keys(listQuerySchema.properties));
 
-const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-  required: ['error'],
-} as const;
 const str = { type: 'string' } as const;
 const taskSchema = {
   type: 'object',
@@ -122,7 +113,7 @@ const listSchema = {
 } as const;
 const errorResponses = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 429: errorSchema, 502: errorSchema, 504: errorSchema };
 
-export interface TaskView {
+export interface ShownTask {
   [key: string]: unknown;
   id: string;
   runId: string;
@@ -132,7 +123,7 @@ export interface TaskView {
 }
 
 interface ShownPage {
-  tasks: TaskView[];
+  tasks: ShownTask[];
   total: number;
 }
 
@@ -192,7 +183,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   const { source, config, metrics, spans } = opts;
   // The cache holds answers already redacted (payloads are dropped before they are kept) and without span ids (added
   // per request: they change when a task ends).
-  const cache = new LookupCache<TaskView | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries, Date.now, config.cache.maxBytes);
+  const cache = new LookupCache<ShownTask | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries, Date.now, config.cache.maxBytes);
   // At most maxUpstreamConcurrency lookups on Mastra at once, whatever the clients vary (filters defeat the cache);
   // the others wait for a slot within their deadline (504 past it).
   let inFlight = 0;
@@ -221,7 +212,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     inFlight--;
     waiting.shift()?.();
   };
-  let upstreamFailures = 0;
+  const upstreamFailureLog = new LogThrottle();
 
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
@@ -239,7 +230,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     done();
   });
 
-  function lookup<T extends TaskView | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  function lookup<T extends ShownTask | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { value, hit } = cache.get(key, () =>
       withDeadline(config.upstreamTimeoutMs, async (signal) => {
         await slot(signal);
@@ -259,16 +250,16 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     if (!(error instanceof SourceError)) throw error;
     const u = UPSTREAM[error.kind];
     // An outage fails every request: log the first few, then one in a hundred.
-    if (upstreamFailures++ < 5 || upstreamFailures % 100 === 0) {
-      request.log.warn({ kind: error.kind, detail: error.message, failures: upstreamFailures }, 'task API lookup on Mastra failed');
+    if (upstreamFailureLog.take()) {
+      request.log.warn({ kind: error.kind, detail: error.message, failures: upstreamFailureLog.count }, 'task API lookup on Mastra failed');
     }
     return reply.code(u.status).send({ error: u.error, message: u.message(config.upstreamTimeoutMs) });
   }
 
   /** The record as the API shows it, minus span ids. */
-  function shown(record: TaskRecord): TaskView {
+  function shown(record: TaskRecord): ShownTask {
     const r = redactTask(record, config.redaction);
-    const out: TaskView = {
+    const out: ShownTask = {
       id: record.id,
       status: finalStatusOf(record) ?? record.status,
       toolName: record.toolName,
@@ -293,7 +284,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     return out;
   }
 
-  function withSpan(task: TaskView): TaskView {
+  function withSpan(task: ShownTask): ShownTask {
     const ids = spans?.lookup({ id: task.id, runId: task.runId });
     if (!ids) return task;
     return ids.traceId ? { ...task, traceId: ids.traceId, spanId: ids.spanId } : { ...task, spanId: ids.spanId };
@@ -307,7 +298,7 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
     },
     async (request, reply) => {
       const { id } = request.params;
-      let task: TaskView | null;
+      let task: ShownTask | null;
       try {
         task = await lookup(`task\u0000${id}`, async (signal) => {
           const record = await source.getTask(id, signal);

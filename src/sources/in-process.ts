@@ -5,7 +5,7 @@
 // bridge works without Mastra installed when it watches a remote server.
 
 import { type TaskRecord, parseTaskRecord } from '../events.js';
-import { findToolCallSpan, hasTraceStorage } from './mastra-traces.js';
+import { RunSpanFinder, hasTraceStorage, storeReads } from './mastra-traces.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
 import { sleepUnlessAborted } from '../sleep.js';
 
@@ -96,18 +96,16 @@ export class InProcessSource implements TaskSource {
   }
 
   async findToolCallSpan(runId: string, toolCallId: string): Promise<SpanRef | null | undefined> {
-    // Traces are worth looking for when Mastra has an observability instance configured (its first spans may not be
-    // stored yet) or already holds traces. Otherwise the app stores none: fall back at once.
-    if (!this.hasObservability() && !(await hasTraceStorage(this.mastra as never))) return undefined;
-    return findToolCallSpan(this.mastra as never, runId, toolCallId);
+    // Traces are worth looking for once the store holds one (checked until it does). The first lookup comes seconds
+    // after a task's start (see PlacementResolver), so an app with observability has stored its first spans by then;
+    // a store with none at all (tracing off, or only work outside agent runs) has nothing to find: fall back at once,
+    // and the resolver asks again in 30 s.
+    if (!this.tracesStored) this.tracesStored = await hasTraceStorage(this.mastra as never);
+    if (!this.tracesStored) return undefined;
+    this.spanFinder ??= new RunSpanFinder(storeReads(this.mastra as never));
+    return this.spanFinder.find(runId, toolCallId);
   }
 
-  private hasObservability(): boolean {
-    try {
-      const o = (this.mastra as { observability?: { listInstances?: () => ReadonlyMap<string, unknown> } }).observability;
-      return (o?.listInstances?.().size ?? 0) > 0;
-    } catch {
-      return false;
-    }
-  }
+  private spanFinder: RunSpanFinder | undefined;
+  private tracesStored = false;
 }

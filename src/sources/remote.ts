@@ -6,12 +6,22 @@
 // (events.ts does) or keep task state.
 // Mastra's stream sends no ids, no retry hints and no heartbeats: silence is normal, and an idle body cut by a
 // timeout is an ordinary reconnect.
+//
+// The upstream is not trusted to be well behaved (a proxy, a login page, a wrong prefix, a hostile server):
+// - redirects are never followed (one could lead to another origin, with our token, or serve its JSON as ours);
+// - a REST answer is read as a stream and abandoned past `maxResponseBytes` of decoded bytes (fetch inflates gzip
+//   lazily, so a gzip bomb costs at most the cap), and refused at once when its content-length says it is larger;
+// - a 200 on the stream that is not `text/event-stream` is a failed attempt, not a connection (readiness unchanged);
+// - the backoff resets only after a connection proved healthy (it delivered a frame, or stayed open `healthyAfterMs`),
+//   so a server that accepts and hangs up at once is retried with growing delays, not in a storm.
 
 import { createParser } from 'eventsource-parser';
 import type { Logger } from 'pino';
 import { type TaskRecord, parseTaskRecord } from '../events.js';
-import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
+import { type RefusedAnswer, SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
 import { sleepUnlessAborted } from '../sleep.js';
+import { MAX_TRACES_PER_RUN, RunSpanFinder, type StoredSpan } from './mastra-traces.js';
+import { LogThrottle } from '../log-throttle.js';
 
 export interface RemoteSourceOptions {
   baseUrl: string;
@@ -23,11 +33,17 @@ export interface RemoteSourceOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Timeout of each REST lookup, and of waiting for the stream's response headers. */
   requestTimeoutMs?: number;
+  /** Decoded bytes a REST answer may have; past it the lookup fails (`too_large`). */
+  maxResponseBytes?: number;
+  /** A connection open this long (or one that delivered a frame) counts as healthy: the backoff starts over. */
+  healthyAfterMs?: number;
   fetch?: typeof fetch;
   random?: () => number;
+  now?: () => number;
 }
 
 const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 30_000 };
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 export class RemoteSource implements TaskSource {
   readonly kind = 'remote' as const;
@@ -39,7 +55,11 @@ export class RemoteSource implements TaskSource {
   private readonly timeoutMs: number;
   private readonly maxFrameBytes: number;
   private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly maxResponseBytes: number;
+  private readonly healthyAfterMs: number;
   private authWarned = false;
+  private readonly refusedLog = new LogThrottle();
 
   constructor(private readonly options: RemoteSourceOptions) {
     const url = new URL(options.baseUrl);
@@ -53,20 +73,25 @@ export class RemoteSource implements TaskSource {
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.maxFrameBytes = options.maxFrameBytes ?? 1024 * 1024;
     this.random = options.random ?? Math.random;
+    this.now = options.now ?? Date.now;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.healthyAfterMs = options.healthyAfterMs ?? 10_000;
   }
 
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
     let attempt = 0;
     while (!signal.aborted) {
-      const { reason, error, wasConnected } = await this.streamOnce(sink, signal);
+      const { reason, error, wasConnected, healthy } = await this.streamOnce(sink, signal);
       if (signal.aborted) {
         if (wasConnected) sink.disconnected('stopped', undefined, true);
         return;
       }
       sink.disconnected(reason, error, wasConnected);
-      if (wasConnected) attempt = 0;
+      // Not merely connected: a server that answers and hangs up at once must not reset the backoff each time.
+      if (healthy) attempt = 0;
       // Bad credentials will not fix themselves quickly: retry at the cap, never in a tight loop.
       const delay = reason === 'unauthorized' ? this.backoff.maxMs : this.delayFor(attempt++);
+      this.options.logger?.debug({ reason, healthy: healthy === true, delayMs: delay }, 'stream attempt ended; reconnecting after the backoff');
       await sleepUnlessAborted(delay, signal);
     }
   }
@@ -76,16 +101,27 @@ export class RemoteSource implements TaskSource {
     return Math.round(cap / 2 + (this.random() * cap) / 2);
   }
 
-  private async streamOnce(sink: SourceSink, signal: AbortSignal): Promise<{ reason: string; error?: unknown; wasConnected: boolean }> {
+  private async streamOnce(
+    sink: SourceSink,
+    signal: AbortSignal,
+  ): Promise<{ reason: string; error?: unknown; wasConnected: boolean; healthy?: boolean }> {
     let wasConnected = false;
+    let framed = false;
+    let connectedAt = 0;
+    const healthy = () => framed || this.now() - connectedAt >= this.healthyAfterMs;
     const headersTimeout = new AbortController();
     const timer = setTimeout(() => headersTimeout.abort(new Error('timed out waiting for response headers')), this.timeoutMs);
     try {
       const response = await this.fetch(`${this.base}/background-tasks/stream`, {
         headers: { accept: 'text/event-stream', ...this.headers },
         signal: AbortSignal.any([signal, headersTimeout.signal]),
+        redirect: 'manual',
       });
       clearTimeout(timer);
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel().catch(() => undefined);
+        return { reason: 'redirect', error: new Error(`HTTP ${response.status} redirect to ${redirectTarget(response)} (not followed)`), wasConnected };
+      }
       if (response.status === 401 || response.status === 403) {
         await response.body?.cancel().catch(() => undefined);
         if (!this.authWarned) {
@@ -101,21 +137,76 @@ export class RemoteSource implements TaskSource {
         await response.body?.cancel().catch(() => undefined);
         return { reason: response.status >= 500 ? 'http_5xx' : 'http_4xx', error: new Error(`HTTP ${response.status}`), wasConnected };
       }
+      // A login page or an SPA fallback (a wrong MASTRA_API_PREFIX) answers 200 text/html: not a connection.
+      const type = response.headers.get('content-type') ?? '';
+      if (!/^\s*text\/event-stream\s*(;|$)/i.test(type)) {
+        await response.body.cancel().catch(() => undefined);
+        return { reason: 'not_event_stream', error: new Error(`HTTP ${response.status} with content-type ${JSON.stringify(type.slice(0, 100))}, not text/event-stream`), wasConnected };
+      }
       this.authWarned = false;
       wasConnected = true;
+      connectedAt = this.now();
       sink.connected();
-      const framer = new SseFramer(this.maxFrameBytes, (data) => sink.frame(data), () =>
-        sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`),
+      const framer = new SseFramer(
+        this.maxFrameBytes,
+        (data) => {
+          framed = true;
+          sink.frame(data);
+        },
+        () => sink.dropped('oversized', `SSE frame larger than ${this.maxFrameBytes} bytes`),
       );
       const decoder = new TextDecoder();
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         framer.feed(decoder.decode(chunk, { stream: true }));
       }
-      return { reason: 'eof', wasConnected };
+      return { reason: 'eof', wasConnected, healthy: healthy() };
     } catch (error) {
       clearTimeout(timer);
-      return { reason: classify(error, headersTimeout.signal.aborted), error, wasConnected };
+      return { reason: classify(error, headersTimeout.signal.aborted), error, wasConnected, healthy: wasConnected && healthy() };
     }
+  }
+
+  /** A refused answer: logged sparingly here (the first few, then one in a hundred), counted by the caller. */
+  private refuse(message: string, refused: RefusedAnswer, path: string): SourceError {
+    if (this.refusedLog.take()) {
+      this.options.logger?.warn({ refused, path: path.split('?')[0], refusedSoFar: this.refusedLog.count }, `refused an answer from Mastra: ${message}`);
+    }
+    return new SourceError(message, 'bad_response', { refused });
+  }
+
+  /**
+   * The body as JSON, reading at most `maxResponseBytes` decoded bytes: the content-length (when given) is checked
+   * first, then the decoded stream is counted as it arrives and cancelled past the cap, so neither a huge body nor a
+   * gzip bomb is ever held whole.
+   */
+  private async readJson(response: Response, path: string): Promise<unknown> {
+    const max = this.maxResponseBytes;
+    const declared = Number(response.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > max) {
+      await response.body?.cancel().catch(() => undefined);
+      throw this.refuse(`${path.split('?')[0]} answered ${declared} bytes (content-length), over source.maxResponseBytes ${max}`, 'too_large', path);
+    }
+    if (!response.body) return JSON.parse('');
+    const reader = response.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel().catch(() => undefined);
+        throw this.refuse(`${path.split('?')[0]} answered more than source.maxResponseBytes (${max}) decoded bytes`, 'too_large', path);
+      }
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.byteLength;
+    }
+    return JSON.parse(new TextDecoder().decode(bytes));
   }
 
   private async request(path: string, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
@@ -123,7 +214,11 @@ export class RemoteSource implements TaskSource {
     if (signal) signals.push(signal);
     let response: Response;
     try {
-      response = await this.fetch(`${this.base}${path}`, { headers: { accept: 'application/json', ...this.headers }, signal: AbortSignal.any(signals) });
+      response = await this.fetch(`${this.base}${path}`, {
+        headers: { accept: 'application/json', ...this.headers },
+        signal: AbortSignal.any(signals),
+        redirect: 'manual',
+      });
     } catch (error) {
       const timeout = (error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError';
       throw new SourceError(timeout ? `Mastra did not answer ${path} in time` : `Mastra unreachable: ${(error as Error).message}`, timeout ? 'timeout' : 'unavailable', { cause: error });
@@ -132,10 +227,15 @@ export class RemoteSource implements TaskSource {
       await response.body?.cancel().catch(() => undefined);
       throw new SourceError(`Mastra rejected the credentials (HTTP ${response.status})`, 'unauthorized');
     }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => undefined);
+      throw this.refuse(`${path.split('?')[0]} answered HTTP ${response.status}, a redirect to ${redirectTarget(response)} (not followed)`, 'redirect', path);
+    }
     let body: unknown;
     try {
-      body = await response.json();
+      body = await this.readJson(response, path);
     } catch (error) {
+      if (error instanceof SourceError) throw error;
       // The deadline covers the body too: headers in time, then a stalled body, is a timeout, not a bad answer.
       if ((error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError') {
         throw new SourceError(`Mastra did not finish answering ${path} in time`, 'timeout', { cause: error });
@@ -153,6 +253,8 @@ export class RemoteSource implements TaskSource {
     if (status !== 200) throw new SourceError(`getTask: HTTP ${status}`, 'bad_response');
     const parsed = parseTaskRecord(body);
     if (!parsed.ok) throw new SourceError(`getTask returned an invalid record: ${parsed.detail}`, 'bad_response');
+    // Another task's record would put its fields (and its status) on this task's span and API answer.
+    if (parsed.value.id !== taskId) throw this.refuse('getTask answered a record for another task id', 'wrong_id', `/background-tasks/${taskId}`);
     return parsed.value;
   }
 
@@ -184,29 +286,23 @@ export class RemoteSource implements TaskSource {
     return out;
   }
 
-  /** runId → its trace ids (a run's trace id never changes): one list request per run, bounded. */
-  private readonly runTraces = new Map<string, string[]>();
-
-  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
-    const cached = this.runTraces.get(runId);
-    const traceIds = cached ?? (await this.runTraceIds(runId, signal));
-    if (traceIds === undefined) return undefined;
-    if (traceIds.length > 0 && !cached) {
-      this.runTraces.set(runId, traceIds);
-      if (this.runTraces.size > RUN_TRACE_CACHE_SIZE) this.runTraces.delete(this.runTraces.keys().next().value!);
-    }
-    for (const traceId of traceIds) {
+  /** Stored-trace reads over the observability routes, shared per run (see RunSpanFinder). */
+  private readonly spanFinder = new RunSpanFinder({
+    runTraceIds: (runId, signal) => this.runTraceIds(runId, signal),
+    traceSpans: async (traceId, signal) => {
       const trace = await this.request(`/observability/traces/${encodeURIComponent(traceId)}`, signal).catch(() => undefined);
-      const spans = (trace?.body as { spans?: StoredSpan[] } | undefined)?.spans ?? [];
-      const span = spans.find((s) => s.spanType === 'tool_call' && (s.attributes?.toolCallId ?? s.metadata?.toolCallId) === toolCallId);
-      if (span && typeof span.spanId === 'string') return { traceId, spanId: span.spanId };
-    }
-    return null;
+      const spans = (trace?.body as { spans?: unknown } | undefined)?.spans;
+      return Array.isArray(spans) ? (spans as StoredSpan[]) : undefined;
+    },
+  });
+
+  findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
+    return this.spanFinder.find(runId, toolCallId, signal);
   }
 
   /** The run's trace ids; [] when not stored (yet); undefined when the server stores no traces at all. */
   private async runTraceIds(runId: string, signal?: AbortSignal): Promise<string[] | undefined> {
-    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: '20' })}`, signal).catch((e: unknown) => {
+    const list = await this.request(`/observability/traces?${new URLSearchParams({ runId, page: '0', perPage: String(MAX_TRACES_PER_RUN) })}`, signal).catch((e: unknown) => {
       if (e instanceof SourceError && e.kind === 'unauthorized') throw e;
       return { status: 0, body: undefined };
     });
@@ -219,7 +315,6 @@ export class RemoteSource implements TaskSource {
   }
 }
 
-const RUN_TRACE_CACHE_SIZE = 1_000;
 
 const LF = 10;
 const CR = 13;
@@ -323,11 +418,15 @@ export class SseFramer {
   }
 }
 
-interface StoredSpan {
-  spanId?: unknown;
-  spanType?: unknown;
-  attributes?: Record<string, unknown> | null;
-  metadata?: Record<string, unknown> | null;
+/** Where a redirect pointed, origin only (a path or query may carry a token). */
+function redirectTarget(response: Response): string {
+  const location = response.headers.get('location');
+  if (!location) return '(no location)';
+  try {
+    return new URL(location, response.url || 'http://invalid/').origin;
+  } catch {
+    return '(invalid location)';
+  }
 }
 
 /** A bounded reason token for why a stream attempt ended (used as a metric label). */

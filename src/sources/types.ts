@@ -5,14 +5,18 @@
 
 import type { TaskRecord, TaskStatus } from '../events.js';
 
-export interface TaskQuery {
-  status?: TaskStatus | TaskStatus[];
+/** The identity filters Mastra's task list takes (the task API passes its own through unchanged). */
+export interface TaskFilter {
   agentId?: string;
   runId?: string;
   threadId?: string;
   resourceId?: string;
   toolName?: string;
   toolCallId?: string;
+}
+
+export interface TaskQuery extends TaskFilter {
+  status?: TaskStatus | TaskStatus[];
   fromDate?: Date;
   toDate?: Date;
   dateFilterBy?: 'createdAt' | 'startedAt' | 'suspendedAt' | 'completedAt';
@@ -33,6 +37,8 @@ export interface TaskPage {
 export interface SpanRef {
   traceId: string;
   spanId: string;
+  /** How long after it started Mastra stored the span (its createdAt − startedAt, both Mastra's clock), when known. */
+  storedAfterMs?: number;
 }
 
 /** Where the source delivers what it receives. Every call is synchronous and never throws. */
@@ -47,21 +53,30 @@ export interface SourceSink {
   connected(): void;
   /**
    * The stream ended, or a connection attempt failed (`wasConnected` false); the source reconnects by itself unless
-   * stopped. `reason` is a bounded token (refused, reset, eof, timeout, http_5xx, unauthorized, …), usable as a label.
+   * stopped. `reason` is a bounded token (refused, reset, eof, timeout, http_5xx, unauthorized, not_event_stream,
+   * redirect, …), usable as a label.
    */
   disconnected(reason: string, error?: unknown, wasConnected?: boolean): void;
 }
+
+/**
+ * Why a remote answer was refused unread (a `bad_response`): larger than `source.maxResponseBytes`, a redirect (never
+ * followed: it may point at another origin), or a getTask record for another id. Bounded: an enrichment failure reason.
+ */
+export type RefusedAnswer = 'too_large' | 'redirect' | 'wrong_id';
 
 /** Thrown by lookups; `kind` maps to HTTP status in the task API and to the enrichment failure reason. */
 export class SourceError extends Error {
   constructor(
     message: string,
     readonly kind: 'unavailable' | 'timeout' | 'unauthorized' | 'bad_response',
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; refused?: RefusedAnswer },
   ) {
     super(message, options);
     this.name = 'SourceError';
+    this.refused = options?.refused;
   }
+  readonly refused: RefusedAnswer | undefined;
 }
 
 export interface TaskSource {

@@ -215,8 +215,8 @@ export const mastraTaskBridgeHealth = {
     {
       "id": 2,
       "type": "stat",
-      "title": "Source connected",
-      "description": "1 while the bridge is connected to the Mastra background-task stream.",
+      "title": "Mastra servers connected",
+      "description": "One value per Mastra server followed (source label: host:port): 1 while the bridge is connected to its background-task stream. With several replicas, a dead one shows here by itself.",
       "gridPos": {
         "h": 4,
         "w": 4,
@@ -234,8 +234,8 @@ export const mastraTaskBridgeHealth = {
             "type": "prometheus",
             "uid": "${datasource}"
           },
-          "expr": "min(mastra_task_bridge_source_up{instance=~\"$instance\"})",
-          "legendFormat": "connected",
+          "expr": "min by (source) (mastra_task_bridge_source_up{instance=~\"$instance\"})",
+          "legendFormat": "{{source}}",
           "range": true,
           "instant": false,
           "editorMode": "code"
@@ -834,7 +834,7 @@ export const mastraTaskBridgeHealth = {
       "id": 10,
       "type": "timeseries",
       "title": "Source reconnects",
-      "description": "Stream ends and failed connection attempts by reason.",
+      "description": "Stream ends and failed connection attempts by Mastra server and reason.",
       "gridPos": {
         "h": 8,
         "w": 8,
@@ -852,8 +852,8 @@ export const mastraTaskBridgeHealth = {
             "type": "prometheus",
             "uid": "${datasource}"
           },
-          "expr": "sum by (reason) (increase(mastra_task_bridge_source_reconnects_total{instance=~\"$instance\"}[$__rate_interval]))",
-          "legendFormat": "{{reason}}",
+          "expr": "sum by (source, reason) (increase(mastra_task_bridge_source_reconnects_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "{{source}} {{reason}}",
           "range": true,
           "instant": false,
           "editorMode": "code"
@@ -925,7 +925,7 @@ export const mastraTaskBridgeHealth = {
       "id": 11,
       "type": "timeseries",
       "title": "Reconciliation",
-      "description": "Transitions found in Mastra storage instead of the stream, by status, and failed reconciliation steps.",
+      "description": "Transitions found in Mastra storage instead of the stream, by status, failed reconciliation steps, and completedAt values in the future kept out of the checkpoint watermark and scan cursor.",
       "gridPos": {
         "h": 8,
         "w": 8,
@@ -957,6 +957,18 @@ export const mastraTaskBridgeHealth = {
           },
           "expr": "sum(increase(mastra_task_bridge_reconcile_failures_total{instance=~\"$instance\"}[$__rate_interval]))",
           "legendFormat": "failed steps",
+          "range": true,
+          "instant": false,
+          "editorMode": "code"
+        },
+        {
+          "refId": "C",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "expr": "sum by (where) (increase(mastra_task_bridge_future_timestamps_total{instance=~\"$instance\"}[$__rate_interval]))",
+          "legendFormat": "future completedAt ({{where}})",
           "range": true,
           "instant": false,
           "editorMode": "code"
@@ -1653,7 +1665,7 @@ export const mastraTaskBridgeHealthPanels = [
       }
     ]
   } satisfies PanelOptions["stat"],
-  // Source connected
+  // Mastra servers connected
   {
     "options": {
       "reduceOptions": {
@@ -1679,8 +1691,8 @@ export const mastraTaskBridgeHealthPanels = [
           "type": "prometheus",
           "uid": "${datasource}"
         },
-        "expr": "min(mastra_task_bridge_source_up{instance=~\"$instance\"})",
-        "legendFormat": "connected",
+        "expr": "min by (source) (mastra_task_bridge_source_up{instance=~\"$instance\"})",
+        "legendFormat": "{{source}}",
         "range": true,
         "instant": false,
         "editorMode": "code"
@@ -2024,8 +2036,8 @@ export const mastraTaskBridgeHealthPanels = [
           "type": "prometheus",
           "uid": "${datasource}"
         },
-        "expr": "sum by (reason) (increase(mastra_task_bridge_source_reconnects_total{instance=~\"$instance\"}[$__rate_interval]))",
-        "legendFormat": "{{reason}}",
+        "expr": "sum by (source, reason) (increase(mastra_task_bridge_source_reconnects_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "{{source}} {{reason}}",
         "range": true,
         "instant": false,
         "editorMode": "code"
@@ -2098,6 +2110,18 @@ export const mastraTaskBridgeHealthPanels = [
         },
         "expr": "sum(increase(mastra_task_bridge_reconcile_failures_total{instance=~\"$instance\"}[$__rate_interval]))",
         "legendFormat": "failed steps",
+        "range": true,
+        "instant": false,
+        "editorMode": "code"
+      },
+      {
+        "refId": "C",
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "expr": "sum by (where) (increase(mastra_task_bridge_future_timestamps_total{instance=~\"$instance\"}[$__rate_interval]))",
+        "legendFormat": "future completedAt ({{where}})",
         "range": true,
         "instant": false,
         "editorMode": "code"

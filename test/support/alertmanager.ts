@@ -1,14 +1,18 @@
-// Test support: a real Alertmanager (/usr/bin/prometheus-alertmanager, Debian) on a free 127.0.0.1 port with a temp
-// config and storage, no cluster gossip; and a webhook receiver (a tiny HTTP server) that records what it gets.
+// Test support: a real Alertmanager on a free 127.0.0.1 port with a temp config and storage, no cluster gossip
+// ($ALERTMANAGER_BIN, else the Go-built 0.35 of test/peers/build.sh when built, else Debian's 0.25 in /usr/bin); and a
+// webhook receiver (a tiny HTTP server) that records what it gets.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { peerBinary } from './peers.js';
 import { freePort, waitFor } from './poll.js';
 
-export const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
+export const ALERTMANAGER_BIN = peerBinary('alertmanager', '/usr/bin/prometheus-alertmanager');
+/** amtool of the same Alertmanager (Debian's is /usr/bin/amtool). */
+export const AMTOOL_BIN = peerBinary('amtool', '/usr/bin/amtool');
 
 export interface AlertmanagerHandle {
   url: string;

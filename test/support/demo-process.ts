@@ -1,11 +1,13 @@
-// The demo Mastra HTTP server (src/demo/server.ts) as a real child process, so a test can SIGKILL it mid-workload and
+// The demo Mastra HTTP server (demo/server.ts) as a real child process, so a test can SIGKILL it mid-workload and
 // start it again on the same port and the same LibSQL file, as a crash and restart in production would.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { waitFor } from './poll.js';
 
 export interface DemoProcessOptions {
   port: number;
-  /** LibSQL URL, e.g. `file:/tmp/x/demo.db`. */
+  /** Listen address (default 127.0.0.1; any 127.x.y.z is loopback, so replicas can share a port). */
+  host?: string;
+  /** LibSQL or PostgreSQL URL, e.g. `file:/tmp/x/demo.db`. */
   storageUrl: string;
   /** DEMO_* and other variables (DEMO_RATE, DEMO_MAX_TASKS, DEMO_MIX, DEMO_TOKEN, DEMO_LONG_TASKS, …). */
   env?: Record<string, string>;
@@ -24,11 +26,11 @@ export interface DemoProcess {
 
 export async function startDemoProcess(opts: DemoProcessOptions): Promise<DemoProcess> {
   let log = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      DEMO_HOST: '127.0.0.1',
+      DEMO_HOST: opts.host ?? '127.0.0.1',
       DEMO_PORT: String(opts.port),
       DEMO_STORAGE_URL: opts.storageUrl,
       MASTRA_TELEMETRY_DISABLED: '1',
@@ -41,7 +43,7 @@ export async function startDemoProcess(opts: DemoProcessOptions): Promise<DemoPr
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let dead = false;
   void exited.then(() => (dead = true));
-  const url = `http://127.0.0.1:${opts.port}`;
+  const url = `http://${opts.host ?? '127.0.0.1'}:${opts.port}`;
   await waitFor(
     () => {
       if (dead) throw new Error(`demo server exited during start:\n${log}`);

@@ -1,5 +1,21 @@
 // Reads Prometheus text exposition (0.0.4) into samples, for assertions on what /metrics really says.
 import type { FastifyInstance } from 'fastify';
+import { BridgeMetrics } from '../../src/metrics.js';
+
+/** A BridgeMetrics with one of everything recorded (the metric tests and the promtool lint render it). */
+export function withTraffic(opts: Partial<ConstructorParameters<typeof BridgeMetrics>[0]> = {}): BridgeMetrics {
+  const m = new BridgeMetrics({ version: '1.2.3', defaultMetrics: false, ...opts });
+  m.taskStarted('agent-a', 'tool-x');
+  m.taskFinished('agent-a', 'tool-x', 'failed', 1.5, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16) });
+  m.taskFinished('agent-a', 'tool-x', 'completed', 0.2);
+  m.queueWaited('agent-a', 'tool-x', 0.01);
+  m.resumedAfter('agent-a', 'tool-x', 42);
+  m.outputChunk('agent-a', 'tool-x');
+  m.event('running', 'applied', 1_700_000_000);
+  m.sourceUp('mastra:4111', true);
+  m.sourceReconnect('mastra:4111', 'refused');
+  return m;
+}
 
 export interface Sample {
   name: string;

@@ -1,5 +1,6 @@
-// Test support: a real Prometheus (/usr/bin/prometheus) per test file, scraping given 127.0.0.1 targets, plus a
-// `promtool` wrapper. Prometheus gets a temp dir (config + TSDB), a free loopback port and exemplar storage.
+// Test support: a real Prometheus per test file, scraping given 127.0.0.1 targets, plus a `promtool` wrapper. The
+// binaries are selectable (support/peers.ts): $PROMETHEUS_BIN / $PROMTOOL_BIN, else the Go-built 3.x of
+// test/peers/build.sh when built, else Debian's /usr/bin ones (2.42). Prometheus gets a temp dir (config + TSDB), a free loopback port and exemplar storage.
 // Note: /-/ready answers within ~0.1 s, but the first scrape lands ~6 s after start (fixed service-discovery delay),
 // so start one Prometheus per file (beforeAll) and `waitForTargetsUp()` before querying.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -7,10 +8,12 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { peerBinary } from './peers.js';
 import { freePort, waitFor } from './poll.js';
 
-export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus';
-export const PROMTOOL_BIN = process.env.PROMTOOL_BIN ?? '/usr/bin/promtool';
+export const PROMETHEUS_BIN = peerBinary('prometheus', '/usr/bin/prometheus');
+export const PROMTOOL_BIN = peerBinary('promtool', '/usr/bin/promtool');
+
 
 export interface PromQueryData {
   resultType: string;
@@ -112,7 +115,7 @@ export function prometheusConfig(opts: StartPrometheusOptions): string {
 }
 
 export async function startPrometheus(opts: StartPrometheusOptions): Promise<PrometheusHandle> {
-  if (!existsSync(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} not found (apt-get install -y prometheus)`);
+  if (!existsSync(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} not found (test/peers/build.sh, or apt-get install -y prometheus)`);
   const dir = await mkdtemp(join(tmpdir(), 'prom-test-'));
   const configPath = join(dir, 'prometheus.yml');
   await writeFile(configPath, prometheusConfig(opts));
@@ -250,7 +253,7 @@ export interface PromtoolResult {
   stderr: string;
 }
 
-/** Runs /usr/bin/promtool synchronously; `input` goes to stdin (e.g. `check metrics` reads the exposition there). */
+/** Runs PROMTOOL_BIN synchronously; `input` goes to stdin (e.g. `check metrics` reads the exposition there). */
 export function promtool(args: string[], opts: { input?: string; cwd?: string } = {}): PromtoolResult {
   const res = spawnSync(PROMTOOL_BIN, args, {
     input: opts.input ?? '',

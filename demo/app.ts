@@ -100,6 +100,8 @@ export interface CreateDemoMastraOptions {
   timings?: Partial<DemoTimings>;
   /** Mastra's `server` config, used when the app is served over HTTP (e.g. `auth`). Default none. */
   server?: DemoServerConfig;
+  /** Mastra's pubsub (e.g. a UnixSocketPubSub shared by replicas on one host). Default Mastra's in-process one. */
+  pubsub?: unknown;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -318,6 +320,7 @@ export function createDemoMastra(opts: CreateDemoMastraOptions = {}): Mastra {
     logger,
     ...(observability ? { observability } : {}),
     ...(opts.server ? { server: opts.server } : {}),
+    ...(opts.pubsub ? { pubsub: opts.pubsub as never } : {}),
     backgroundTasks: { ...opts.backgroundTasks, enabled: opts.backgroundTasks?.enabled ?? true },
   });
 }

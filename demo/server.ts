@@ -3,12 +3,17 @@
  * (`@mastra/hono` MastraServer on a Hono app, served by `@hono/node-server`; routes under /api),
  * with a continuous workload of real agent runs and background tasks.
  *
- *   node --import tsx src/demo/server.ts      (or: tsx src/demo/server.ts, node dist/demo/server.js)
+ *   node --import tsx demo/server.ts      (or: npm run demo:server; built: npm run build:demo, node dist-demo/server.js)
  *
  * Environment (see demoServerOptionsFromEnv):
  *   DEMO_PORT                    default 4111 (0 = any free port)
  *   DEMO_HOST                    default 0.0.0.0
- *   DEMO_STORAGE_URL             LibSQL URL, e.g. file:./demo.db (durable); default in-memory
+ *   DEMO_STORAGE_URL             LibSQL URL, e.g. file:./demo.db (durable), or a PostgreSQL URL
+ *                                (postgresql://user:pass@host:5432/db, @mastra/pg); default in-memory
+ *   DEMO_PUBSUB_SOCKET           a Unix socket path: replicas on one host share Mastra's pubsub through it
+ *                                (UnixSocketPubSub; the first to start is the broker); default per process
+ *   DEMO_REPLICA                 true: one of several replicas on one store, so Mastra's restart recovery
+ *                                (which marks every stored running task failed) stays off
  *   DEMO_TOKEN                   when set, every /api route needs `Authorization: Bearer <t>` or `?apiKey=<t>`
  *   DEMO_RATE                    scenarios started per second, default 2; 0 = no workload
  *   DEMO_MAX_TASKS               stop starting scenarios after this many; default unlimited
@@ -39,7 +44,9 @@ import type { IMastraLogger } from '@mastra/core/logger';
 import { SimpleAuth } from '@mastra/core/server';
 import type { MastraCompositeStore } from '@mastra/core/storage';
 import { MastraServer } from '@mastra/hono';
+import { UnixSocketPubSub } from '@mastra/core/events';
 import { LibSQLStore } from '@mastra/libsql';
+import { PostgresStore } from '@mastra/pg';
 import { OtelExporter, type ExportProtocol } from '@mastra/otel-exporter';
 import { Hono } from 'hono';
 import {
@@ -57,8 +64,12 @@ export interface DemoServerOptions {
   port?: number;
   /** Default '0.0.0.0'. */
   host?: string;
-  /** LibSQL URL (e.g. 'file:./demo.db'): durable storage. Default: Mastra's InMemoryStore. */
+  /** LibSQL URL (e.g. 'file:./demo.db') or PostgreSQL URL (postgres[ql]://…): durable storage. Default: InMemoryStore. */
   storageUrl?: string;
+  /** Share Mastra's pubsub with other replicas on this host through this Unix socket. */
+  pubsubSocket?: string;
+  /** One of several replicas on one store: no restart recovery (it would fail the other replicas' running tasks). */
+  replica?: boolean;
   /** When set, Mastra's `server.auth` is a SimpleAuth accepting exactly this token. */
   token?: string;
   /** Base OTLP endpoint (e.g. 'http://localhost:4318'); when set, Mastra's spans are also exported over OTLP. */
@@ -69,6 +80,8 @@ export interface DemoServerOptions {
   otlpHeaders?: Record<string, string>;
   /** Service name on Mastra's spans (stored and OTLP). Default 'mastra-demo'. */
   serviceName?: string;
+  /** How long Mastra's storage exporter buffers spans before writing them. Default the demo's 100 ms (Mastra's is 5 s). */
+  storageBatchWaitMs?: number;
   /** Scenarios started per second. Default 2; 0 = no workload. */
   rate?: number;
   /** Stop starting scenarios after this many. Default unlimited. */
@@ -108,6 +121,8 @@ export interface DemoServer {
 
 const DEFAULT_LONG_TASK_MS = 240_000;
 const LONG_TASK_TICK_MS = 1_000;
+
+const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//.test(url);
 
 function displayHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return 'localhost';
@@ -166,9 +181,12 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
       console.error(`[mastra-demo] scenario error: ${describeError(err)}`);
     });
 
-  const storage: MastraCompositeStore | undefined = opts.storageUrl
-    ? (new LibSQLStore({ id: 'mastra-demo', url: opts.storageUrl }) as unknown as MastraCompositeStore)
-    : undefined;
+  const storage: MastraCompositeStore | undefined = !opts.storageUrl
+    ? undefined
+    : isPostgresUrl(opts.storageUrl)
+      ? (new PostgresStore({ id: 'mastra-demo', connectionString: opts.storageUrl }) as unknown as MastraCompositeStore)
+      : (new LibSQLStore({ id: 'mastra-demo', url: opts.storageUrl }) as unknown as MastraCompositeStore);
+  const pubsub = opts.pubsubSocket ? new UnixSocketPubSub(opts.pubsubSocket) : undefined;
 
   const exporters = opts.otlpEndpoint
     ? [
@@ -188,10 +206,22 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
 
   const mastra = createDemoMastra({
     ...(storage ? { storage } : {}),
-    observability: { serviceName: opts.serviceName ?? 'mastra-demo', exporters },
+    observability: {
+      serviceName: opts.serviceName ?? 'mastra-demo',
+      exporters,
+      ...(opts.storageBatchWaitMs !== undefined ? { maxBatchWaitMs: opts.storageBatchWaitMs } : {}),
+    },
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...(opts.timings ? { timings: opts.timings } : {}),
-    ...(opts.concurrency !== undefined ? { backgroundTasks: { globalConcurrency: opts.concurrency } } : {}),
+    ...(pubsub ? { pubsub } : {}),
+    ...(opts.concurrency !== undefined || opts.replica
+      ? {
+          backgroundTasks: {
+            ...(opts.concurrency !== undefined ? { globalConcurrency: opts.concurrency } : {}),
+            ...(opts.replica ? { recoverStaleTasksOnStart: false } : {}),
+          },
+        }
+      : {}),
     ...(opts.token
       ? {
           server: {
@@ -331,6 +361,13 @@ export function demoServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): 
   if (host) opts.host = host;
   const storageUrl = envString(env, 'DEMO_STORAGE_URL');
   if (storageUrl) opts.storageUrl = storageUrl;
+  const pubsubSocket = envString(env, 'DEMO_PUBSUB_SOCKET');
+  if (pubsubSocket) opts.pubsubSocket = pubsubSocket;
+  const replica = envString(env, 'DEMO_REPLICA');
+  if (replica) {
+    if (replica !== 'true' && replica !== 'false') throw new Error(`DEMO_REPLICA: expected true or false, got '${replica}'`);
+    opts.replica = replica === 'true';
+  }
   const token = envString(env, 'DEMO_TOKEN');
   if (token) opts.token = token;
   const serviceName = envString(env, 'DEMO_SERVICE_NAME');
@@ -370,7 +407,11 @@ export function demoServerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): 
 
 /** The startup line: URL, auth, storage, OTLP and workload. */
 export function describeDemoServer(server: Pick<DemoServer, 'url'>, opts: DemoServerOptions): string {
-  const storage = opts.storageUrl ? `libsql ${opts.storageUrl}` : 'in-memory';
+  const storage = !opts.storageUrl
+    ? 'in-memory'
+    : isPostgresUrl(opts.storageUrl)
+      ? `postgresql ${opts.storageUrl.replace(/\/\/[^@/]*@/, '//***@')}`
+      : `libsql ${opts.storageUrl}`;
   const otlp = opts.otlpEndpoint ? `${opts.otlpEndpoint} (${opts.otlpProtocol ?? 'http/protobuf'})` : 'off';
   const rate = opts.rate ?? 2;
   const workload =

@@ -1,0 +1,181 @@
+// Fleet alone, over scripted sources (no network): store groups, where lookups go, and discovery's add/drop.
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { TaskRecord } from '../src/events.js';
+import { Fleet } from '../src/fleet.js';
+import { SourceSession } from '../src/source-session.js';
+import { SourceError, type SourceSink, type TaskQuery, type TaskSource } from '../src/sources/types.js';
+import { waitFor } from './support/poll.js';
+
+const silent = pino({ level: 'silent' });
+
+function record(id: string): TaskRecord {
+  return { id, status: 'completed', agentId: 'a', toolName: 't', toolCallId: `c-${id}`, runId: 'r', completedAt: 1 } as TaskRecord;
+}
+
+/** A server over a store (shared by reference between servers of one store). */
+class FakeServer implements TaskSource {
+  readonly kind = 'remote' as const;
+  readonly description: string;
+  up = true;
+  listCalls = 0;
+  getCalls = 0;
+  constructor(
+    readonly url: string,
+    readonly store: TaskRecord[],
+  ) {
+    this.description = `Mastra server ${url}/api`;
+  }
+  async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
+    if (this.up) sink.connected();
+    else sink.disconnected('refused');
+    await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+  }
+  async getTask(id: string): Promise<TaskRecord | null> {
+    this.getCalls++;
+    if (!this.up) throw new SourceError('down', 'unavailable');
+    return this.store.find((t) => t.id === id) ?? null;
+  }
+  async listTasks(q: TaskQuery) {
+    this.listCalls++;
+    if (!this.up) throw new SourceError('down', 'unavailable');
+    const page = q.page ?? 0;
+    const per = q.perPage ?? 100;
+    return { tasks: this.store.slice(page * per, (page + 1) * per), total: this.store.length, invalid: 0 };
+  }
+  async findToolCallSpan() {
+    return undefined;
+  }
+}
+
+function fleetOf(servers: FakeServer[], opts: { discover?: () => string[] } = {}) {
+  const byUrl = new Map(servers.map((s) => [s.url, s]));
+  const dropped: string[] = [];
+  const fleet: Fleet = new Fleet({
+    servers: opts.discover ? ['dns+http://mastra:4111'] : servers.map((s) => s.url),
+    makeSource: (url) => byUrl.get(url)!,
+    makeSession: (key) =>
+      new SourceSession({
+        key,
+        description: key,
+        target: { chunk: () => undefined, frame: () => undefined, dropped: () => undefined },
+        sync: (signal) => fleet.place(key, signal),
+        logger: silent,
+      }),
+    dropped: (k) => void dropped.push(k),
+    logger: silent,
+    refreshMs: 3_600_000,
+    ...(opts.discover ? { resolve: async () => opts.discover!() } : {}),
+  });
+  return { fleet, dropped };
+}
+
+const ready = (fleet: Fleet) => waitFor(() => fleet.list().length > 0 && fleet.list().every((m) => m.session.ready && m.store !== undefined && !m.tentative), { timeoutMs: 5_000 });
+
+describe('Fleet', () => {
+  it('replicas on one store form one group: listTasks asks one of them', async () => {
+    const store = [record('t1'), record('t2')];
+    const servers = [new FakeServer('http://10.0.0.1:4111', store), new FakeServer('http://10.0.0.2:4111', store), new FakeServer('http://10.0.0.3:4111', store)];
+    const { fleet } = fleetOf(servers);
+    fleet.start();
+    await ready(fleet);
+    expect(fleet.groups()).toHaveLength(1);
+    const before = servers.map((s) => s.listCalls);
+    const page = await fleet.listTasks({ status: 'completed' });
+    expect(page.tasks.map((t) => t.id)).toEqual(['t1', 't2']);
+    expect(servers.reduce((n, s, i) => n + s.listCalls - before[i]!, 0)).toBe(1);
+    await fleet.stop();
+  });
+
+  it('replicas on separate stores are separate groups: each store is listed, and getTask finds a task in its store', async () => {
+    const a = new FakeServer('http://10.0.0.1:4111', [record('a1')]);
+    const b = new FakeServer('http://10.0.0.2:4111', [record('b1'), record('b2')]);
+    const { fleet } = fleetOf([a, b]);
+    fleet.start();
+    await ready(fleet);
+    expect(fleet.groups()).toHaveLength(2);
+    const page = await fleet.listTasks({});
+    expect(page.tasks.map((t) => t.id).sort()).toEqual(['a1', 'b1', 'b2']);
+    expect(page.total).toBe(3);
+    expect((await fleet.getTask('b2'))?.id).toBe('b2');
+    expect(await fleet.getTask('nope')).toBeNull();
+    await fleet.stop();
+  });
+
+  it('empty stores cannot be told apart: placed tentatively together, and apart once tasks exist', async () => {
+    const storeA: TaskRecord[] = [];
+    const storeB: TaskRecord[] = [];
+    const a = new FakeServer('http://10.0.0.1:4111', storeA);
+    const b = new FakeServer('http://10.0.0.2:4111', storeB);
+    const { fleet } = fleetOf([a, b]);
+    fleet.start();
+    await waitFor(() => fleet.list().every((m) => m.session.ready && m.tentative));
+    expect(fleet.groups()).toHaveLength(1);
+    storeA.push(record('a1'));
+    storeB.push(record('b1'));
+    await fleet.settle();
+    expect(fleet.list().every((m) => !m.tentative)).toBe(true);
+    expect(fleet.groups()).toHaveLength(2);
+    await fleet.stop();
+  });
+
+  it('a replica that joins while its group cannot be asked is placed tentatively, then where it belongs', async () => {
+    const store = [record('t1')];
+    const a = new FakeServer('http://10.0.0.1:4111', store);
+    const b = new FakeServer('http://10.0.0.2:4111', store);
+    let addresses = ['10.0.0.1'];
+    const { fleet } = fleetOf([a, b], { discover: () => addresses });
+    fleet.start();
+    await ready(fleet);
+    a.up = false; // a's store answers nothing now: b's store cannot be compared with it
+    addresses = ['10.0.0.1', '10.0.0.2'];
+    await fleet.refresh();
+    await waitFor(() => fleet.list().find((m) => m.key === '10.0.0.2:4111')?.session.ready);
+    expect(fleet.list().find((m) => m.key === '10.0.0.2:4111')?.tentative).toBe(true);
+    expect(fleet.groups()).toHaveLength(1);
+    a.up = true;
+    await fleet.settle();
+    expect(fleet.list().every((m) => !m.tentative)).toBe(true);
+    expect(fleet.groups()).toHaveLength(1);
+    await fleet.stop();
+  });
+
+  it('getTask goes to a connected replica first, and to the next one when it fails', async () => {
+    const store = [record('t1')];
+    const a = new FakeServer('http://10.0.0.1:4111', store);
+    const b = new FakeServer('http://10.0.0.2:4111', store);
+    const { fleet } = fleetOf([a, b]);
+    fleet.start();
+    await ready(fleet);
+    a.up = false; // it answers nothing any more (its session has not noticed yet)
+    expect((await fleet.getTask('t1'))?.id).toBe('t1');
+    expect(b.getCalls).toBeGreaterThanOrEqual(1);
+    await fleet.stop();
+  });
+
+  it('discovery adds servers that appear and drops servers that go; a failed lookup keeps them', async () => {
+    const store = [record('t1')];
+    const servers = [new FakeServer('http://10.0.0.1:4111', store), new FakeServer('http://10.0.0.2:4111', store)];
+    let addresses: string[] | Error = ['10.0.0.1'];
+    const { fleet, dropped } = fleetOf(servers, {
+      discover: () => {
+        if (addresses instanceof Error) throw addresses;
+        return addresses;
+      },
+    });
+    fleet.start();
+    await waitFor(() => fleet.list().length === 1);
+    addresses = ['10.0.0.1', '10.0.0.2'];
+    await fleet.refresh();
+    expect(fleet.list().map((m) => m.key).sort()).toEqual(['10.0.0.1:4111', '10.0.0.2:4111']);
+    addresses = new Error('SERVFAIL');
+    await fleet.refresh();
+    expect(fleet.list()).toHaveLength(2);
+    addresses = ['10.0.0.2'];
+    await fleet.refresh();
+    expect(fleet.list().map((m) => m.key)).toEqual(['10.0.0.2:4111']);
+    expect(dropped).toEqual(['10.0.0.1:4111']);
+    expect(fleet.multi).toBe(true);
+    await fleet.stop();
+  });
+});
