@@ -20,7 +20,8 @@
 //     CPU time per task compared.
 //
 // Switches: `--parts=a,b,c,r` runs only the parts listed (e.g. `--parts=r`); `--throughput-only` is `--parts=a`.
-// Sizes: BENCH_ROUNDS (a, default 3), BENCH_MASTRA_TASKS (c, default 1000), BENCH_REMOTE_RUNS (r, default 200).
+// Sizes: BENCH_ROUNDS (a, default 3), BENCH_MASTRA_TASKS (c, default 1000), BENCH_REMOTE_RUNS (r, default 200);
+// BENCH_REMOTE_PARENT=run (r: the bridge with traces.parent run, no trace lookups).
 //
 // Not a test: nothing here asserts a time. It throws only when the telemetry is wrong (lost spans or tasks).
 
@@ -651,6 +652,8 @@ interface RemoteResult {
 
 const REMOTE_RUNS = Number(process.env['BENCH_REMOTE_RUNS'] ?? 200);
 const REMOTE_AT_ONCE = 6;
+/** BENCH_REMOTE_PARENT=run|none measures the bridge with that traces.parent instead of the default (auto). */
+const REMOTE_PARENT = process.env['BENCH_REMOTE_PARENT'] as 'auto' | 'run' | 'none' | undefined;
 
 /** Counts the bridge's requests to Mastra by route (the observability and task lookups it makes). */
 function countingFetch(counts: Record<string, number>): typeof fetch {
@@ -707,7 +710,13 @@ async function remoteOverhead(): Promise<RemoteResult> {
       if (arm === 'with') {
         exporter = new PlacementCountingExporter();
         const source = new RemoteSource({ baseUrl: url, fetch: countingFetch(requests) });
-        handle = startBridge({ source, config: { log: { level: 'silent' } }, tracing: benchTracing(exporter), logger: silent, sinks: [sink] });
+        handle = startBridge({
+          source,
+          config: { log: { level: 'silent' }, ...(REMOTE_PARENT ? { traces: { parent: REMOTE_PARENT } } : {}) },
+          tracing: benchTracing(exporter),
+          logger: silent,
+          sinks: [sink],
+        });
         const h = handle;
         exporter.onOutcome = (o, k) => h.metrics.spanOutcome(o, k);
         await handle.whenReady(10_000);
@@ -754,7 +763,9 @@ async function remoteOverhead(): Promise<RemoteResult> {
     return { phases, cpuWithout, cpuWith, ratio: cpuWithout / cpuWith };
   } finally {
     child.stdin!.end('quit\n');
-    await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 10_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
     if (child.exitCode === null) child.kill('SIGKILL');
     await receiver.close();
   }
@@ -983,7 +994,7 @@ async function remoteMastraOverhead(): Promise<RemoteResult> {
   log('    LibSQL file storage, observability on (MastraStorageExporter with Mastra\'s default 5 s batch wait, plus');
   log('    @mastra/otel-exporter over OTLP to a discarding receiver in this process), background concurrency 50.');
   log(`    Phases of ${REMOTE_RUNS} agent runs (scripted model, one quick research_topic call each), ${REMOTE_AT_ONCE} at a time; "with": a`);
-  log('    bridge in this process on RemoteSource over HTTP, config defaults (enrichment on, placement auto), from before the');
+  log(`    bridge in this process on RemoteSource over HTTP, config defaults (enrichment on, placement ${REMOTE_PARENT ?? 'auto'}), from before the`);
   log('    burst until it has finished every task. Figure: Mastra\'s own CPU (process.cpuUsage, reported by the server) per');
   log('    task over the phase incl. a final span flush. ABBA twice (4 phases per arm) after a warm-up of each; medians.');
   const r = await remoteOverhead();

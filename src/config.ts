@@ -42,6 +42,8 @@ const redactionRule = {
   result: z.boolean().default(false),
   suspendPayload: z.boolean().default(false),
   errorStack: z.boolean().default(false),
+  /** error.message (and an allowed stack): secrets scrubbed, as stored, or not shown. */
+  errorMessage: z.enum(['scrub', 'full', 'none']).default('scrub'),
   maxBytes: maxBytes.default(4096),
 };
 /** A tool's overrides: only the keys it sets; the rest come from the section. */
@@ -50,6 +52,7 @@ const toolRedactionRule = z.strictObject({
   result: z.boolean().optional(),
   suspendPayload: z.boolean().optional(),
   errorStack: z.boolean().optional(),
+  errorMessage: z.enum(['scrub', 'full', 'none']).optional(),
   maxBytes: maxBytes.optional(),
 });
 
@@ -125,6 +128,8 @@ export const ConfigSchema = z.strictObject({
       recordArgs: z.boolean().default(false),
       recordResult: z.boolean().default(false),
       recordOutput: z.boolean().default(false),
+      /** Span exception.message, status message and exception.stacktrace: secrets scrubbed, as stored, or left out. */
+      errorMessage: z.enum(['scrub', 'full', 'none']).default('scrub'),
       maxPayloadLength: int(16, 1_000_000).default(2048),
       maxOutputEvents: int(0, 10_000).default(10),
     })

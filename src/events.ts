@@ -290,11 +290,22 @@ export function finalStatusOf(record: TaskRecord): FinalStatus | undefined {
 /**
  * A bounded error class for `error.type`: the identifier before the first colon of the stack's first line
  * ("PaymentDeclinedError: card declined" → "PaymentDeclinedError"), `timed_out` for Mastra timeouts, else `_OTHER`.
- * Never the message: messages carry ids and user data, and would explode cardinality.
+ * Never the message: messages carry ids and user data, and would explode cardinality. Only class-like names pass
+ * (`isClassLikeName`): a stack whose first line starts with a token (`sk_live_…: …`) gave that token before.
  */
 export function errorType(error: TaskError | undefined, status: FinalStatus): string {
   if (status === 'timed_out') return 'timed_out';
   const firstLine = error?.stack?.split('\n', 1)[0] ?? '';
   const m = /^([A-Za-z_$][\w$.]{0,63})(?::|$)/.exec(firstLine.trim());
-  return m?.[1] ?? '_OTHER';
+  return m?.[1] !== undefined && isClassLikeName(m[1]) ? m[1] : '_OTHER';
+}
+
+/**
+ * A class name as code writes one: optional dotted namespace segments, then a last segment that starts with a
+ * capital letter and has a lower-case letter (`TypeError`, `AI_APICallError`, `errors.PaymentDeclinedError`), with no
+ * run of four digits. Keys and tokens (`sk_live_…`, `AKIA…`, hex ids) do not pass.
+ */
+export function isClassLikeName(name: string): boolean {
+  const last = name.slice(name.lastIndexOf('.') + 1);
+  return /^(?:[A-Za-z_$][\w$]*\.)*[A-Z][A-Za-z0-9_$]*$/.test(name) && /[a-z]/.test(last) && !/\d{4}/.test(name) && name.length <= 64;
 }

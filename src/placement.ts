@@ -30,8 +30,13 @@ const MAX_FIRST_WAIT_MS = 10_000;
 const INITIAL_FIRST_WAIT_MS = 5_000;
 /** Storage delays remembered (the first lookup waits for the longest of them). */
 const DELAY_SAMPLES = 32;
-/** Added to the learned delay: the store write itself, and the bridge seeing the task a little late. */
-const FIRST_WAIT_MARGIN_MS = 100;
+/**
+ * Added to the learned delay: the store write itself, the bridge seeing the task a little late, and a busier exporter
+ * than the samples saw. A miss costs Mastra a request or two more; asking half a second later costs nobody anything
+ * (the count does not wait).
+ */
+const FIRST_WAIT_MARGIN_MS = 250;
+const FIRST_WAIT_MARGIN_RATIO = 0.1;
 
 /** Consecutive tasks whose span was never found before auto placement pauses. */
 const MISSES_BEFORE_PAUSE = 20;
@@ -75,7 +80,8 @@ export class PlacementResolver {
   private learn(delayMs: number): void {
     this.delays.push(Math.min(MAX_FIRST_WAIT_MS, delayMs));
     if (this.delays.length > DELAY_SAMPLES) this.delays.shift();
-    this.storeDelayMs = Math.min(MAX_FIRST_WAIT_MS, Math.max(...this.delays) + FIRST_WAIT_MARGIN_MS);
+    const longest = Math.max(...this.delays);
+    this.storeDelayMs = Math.min(MAX_FIRST_WAIT_MS, longest * (1 + FIRST_WAIT_MARGIN_RATIO) + FIRST_WAIT_MARGIN_MS);
   }
 
   /** How long the first lookup waits after a task's start, as learned so far (ms). */

@@ -6,14 +6,20 @@
 //
 // Truncation is by UTF-8 bytes of the field's JSON text (what a client downloads). A value over the budget becomes a
 // string — its JSON cut on a character boundary, ending in "…" — and the field is named in `truncated`, so a client
-// never mistakes a cut value for the real one. error.message is always shown (it is what operators need) but is held
-// to the same budget.
+// never mistakes a cut value for the real one. error.message (what operators need) follows `errorMessage`: `scrub`
+// (default) shows it with secret-looking substrings replaced by [REDACTED] (scrubSecrets), `full` as stored, `none`
+// not at all (named in `redacted`); an allowed error.stack follows the same setting. Both are held to the budget.
+
+/** How an error message (and an allowed stack) is shown: secrets scrubbed, as stored, or not at all. */
+export type ErrorMessageMode = 'scrub' | 'full' | 'none';
+export const ERROR_MESSAGE_MODES: readonly ErrorMessageMode[] = ['scrub', 'full', 'none'];
 
 export interface RedactionRule {
   args: boolean;
   result: boolean;
   suspendPayload: boolean;
   errorStack: boolean;
+  errorMessage: ErrorMessageMode;
   /** Budget per allowed field, UTF-8 bytes. */
   maxBytes: number;
 }
@@ -25,7 +31,7 @@ export interface RedactionPolicy extends RedactionRule {
 
 export const PAYLOAD_FIELDS = ['args', 'result', 'suspendPayload'] as const;
 export type PayloadField = (typeof PAYLOAD_FIELDS)[number];
-export type RedactableField = PayloadField | 'error.stack';
+export type RedactableField = PayloadField | 'error.stack' | 'error.message';
 
 export interface RedactableTask {
   toolName: string;
@@ -57,6 +63,7 @@ export function ruleFor(policy: RedactionPolicy, toolName: string): RedactionRul
     result: o?.result ?? policy.result,
     suspendPayload: o?.suspendPayload ?? policy.suspendPayload,
     errorStack: o?.errorStack ?? policy.errorStack,
+    errorMessage: o?.errorMessage ?? policy.errorMessage,
     maxBytes: o?.maxBytes ?? policy.maxBytes,
   };
 }
@@ -101,17 +108,41 @@ export function redactTask(task: RedactableTask, policy: RedactionPolicy): Redac
     if (t.value !== undefined) out[field] = t.value;
   }
   if (task.error) {
-    const message = truncateString(task.error.message, rule.maxBytes);
+    // The response schema requires a message: `none` leaves it empty and names it.
+    const shownMessage = rule.errorMessage === 'none' ? '' : rule.errorMessage === 'scrub' ? scrubSecrets(task.error.message) : task.error.message;
+    if (rule.errorMessage === 'none' && task.error.message !== '') out.redacted.push('error.message');
+    const message = truncateString(shownMessage, rule.maxBytes);
     if (message.truncated) out.truncated.push('error.message');
     out.error = { message: message.value };
     if (task.error.stack !== undefined) {
-      if (!rule.errorStack) out.redacted.push('error.stack');
+      if (!rule.errorStack || rule.errorMessage === 'none') out.redacted.push('error.stack');
       else {
-        const stack = truncateString(task.error.stack, rule.maxBytes);
+        const stack = truncateString(rule.errorMessage === 'scrub' ? scrubSecrets(task.error.stack) : task.error.stack, rule.maxBytes);
         if (stack.truncated) out.truncated.push('error.stack');
         out.error.stack = stack.value;
       }
     }
   }
+  return out;
+}
+
+// Secret-looking substrings in free text (error messages and stacks): credentials in an Authorization header value,
+// key=value pairs whose key names a secret, provider key formats, JWTs, and user:password in URLs. Keeps the key or
+// scheme so the message still says what was there. Best effort: a secret in no known shape passes; `none` is the
+// setting for messages that may hold anything.
+const SECRET_PATTERNS: [RegExp, string][] = [
+  [/\b(Bearer|Basic|Token)\s+[A-Za-z0-9\-._~+/]{6,}=*/gi, '$1 [REDACTED]'],
+  [/\b((?:api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|password|passwd|pwd|token|auth(?:orization)?|session(?:[_-]?id)?|cookie)["']?\s*[:=]\s*["']?)(?!(?:Bearer|Basic|Token)\s|\[REDACTED\])[^\s"',;&}]+/gi, '$1[REDACTED]'],
+  [/\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{6,}\b/g, '[REDACTED]'],
+  [/\b(?:sk-(?:proj-|ant-)?|ghp_|gho_|github_pat_|xox[abpr]-|AIza)[A-Za-z0-9_\-]{10,}/g, '[REDACTED]'],
+  [/\bAKIA[0-9A-Z]{16}\b/g, '[REDACTED]'],
+  [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+/g, '[REDACTED]'],
+  [/(\/\/)[^/\s:@]+:[^/\s@]+@/g, '$1[REDACTED]@'],
+];
+
+/** `s` with secret-looking substrings replaced by [REDACTED]. */
+export function scrubSecrets(s: string): string {
+  let out = s;
+  for (const [re, by] of SECRET_PATTERNS) out = out.replace(re, by);
   return out;
 }

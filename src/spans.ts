@@ -23,6 +23,7 @@ import { errorType } from './events.js';
 import { type SpanOutput, endHandBuilt, readSpanOutput } from './otel-sdk-internals.js';
 import { type Placement, type WrittenSpan, taskSpanId } from './span-ids.js';
 import type { Tracing } from './telemetry.js';
+import { type ErrorMessageMode, scrubSecrets } from './redact.js';
 import type { FinishedTask } from './tracker.js';
 
 export interface SpanContent {
@@ -32,6 +33,8 @@ export interface SpanContent {
   /** Truncation for args, results, output content and error messages. */
   maxPayloadLength: number;
   maxStackLength: number;
+  /** exception.message, the status message and exception.stacktrace: scrubbed (default), as stored, or left out. */
+  errorMessage?: ErrorMessageMode;
 }
 
 export const DEFAULT_SPAN_CONTENT: SpanContent = {
@@ -101,6 +104,17 @@ export class SpanWriter {
       this.limitsFit,
       'unavailable' in read ? read.unavailable : 'span limits (OTEL_SPAN_*_LIMIT) low enough to drop or truncate: the SDK applies them',
     );
+  }
+
+  /** The error's message and stack as the span may carry them (traces.errorMessage), truncated. */
+  private errorText(error: { message: string; stack?: string } | undefined): { message: string; stack: string | undefined } {
+    const mode = this.content.errorMessage ?? 'scrub';
+    if (mode === 'none' || error === undefined) return { message: '', stack: undefined };
+    const shown = (s: string): string => (mode === 'scrub' ? scrubSecrets(s) : s);
+    return {
+      message: truncate(shown(error.message ?? ''), this.content.maxPayloadLength),
+      stack: error.stack ? truncate(shown(error.stack), this.content.maxStackLength) : undefined,
+    };
   }
 
   write(task: FinishedTask, placement: Placement): WrittenSpan {
@@ -191,10 +205,10 @@ export class SpanWriter {
     let status = UNSET_STATUS;
     if (failed) {
       const type = errorType(task.error, task.status);
-      const message = truncate(task.error?.message ?? '', this.content.maxPayloadLength);
+      const { message, stack } = this.errorText(task.error);
       attributes['error.type'] = type;
       const exceptionAttrs: Attributes = { 'exception.type': type, 'exception.message': message };
-      if (task.error?.stack) exceptionAttrs['exception.stacktrace'] = truncate(task.error.stack, this.content.maxStackLength);
+      if (stack) exceptionAttrs['exception.stacktrace'] = stack;
       events.push({ name: 'exception', attributes: exceptionAttrs, time: endTime, droppedAttributesCount: 0 });
       status = { code: SpanStatusCode.ERROR, message };
     }
@@ -240,10 +254,10 @@ export class SpanWriter {
     }
     if (task.status === 'failed' || task.status === 'timed_out') {
       const type = errorType(task.error, task.status);
-      const message = truncate(task.error?.message ?? '', this.content.maxPayloadLength);
+      const { message, stack } = this.errorText(task.error);
       span.setAttribute('error.type', type);
       const exceptionAttrs: Record<string, string> = { 'exception.type': type, 'exception.message': message };
-      if (task.error?.stack) exceptionAttrs['exception.stacktrace'] = truncate(task.error.stack, this.content.maxStackLength);
+      if (stack) exceptionAttrs['exception.stacktrace'] = stack;
       span.addEvent('exception', exceptionAttrs, end);
       span.setStatus({ code: SpanStatusCode.ERROR, message });
     }

@@ -60,6 +60,7 @@ export function wirePipeline(config: BridgeConfig, parts: PipelineParts): WiredP
       recordOutput: config.traces.recordOutput,
       maxPayloadLength: config.traces.maxPayloadLength,
       maxStackLength: Math.max(config.traces.maxPayloadLength, 4096),
+      errorMessage: config.traces.errorMessage,
     });
   const enricher = new Enricher(parts.source, config.enrichment, parts.enrichmentFailed ?? (() => undefined));
   const placement = new PlacementResolver(parts.source, {

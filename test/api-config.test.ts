@@ -20,7 +20,7 @@ describe('api configuration', () => {
       upstreamTimeoutMs: 5000,
       cache: { ttlMs: 1000, maxEntries: 1000 },
       rateLimit: { max: 600, timeWindowMs: 60000 },
-      redaction: { args: false, result: false, suspendPayload: false, errorStack: false, maxBytes: 4096, tools: {} },
+      redaction: { args: false, result: false, suspendPayload: false, errorStack: false, errorMessage: 'scrub', maxBytes: 4096, tools: {} },
     });
   });
 

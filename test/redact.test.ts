@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { type RedactionPolicy, redactTask, ruleFor, truncateJson, truncateString } from '../src/redact.js';
 
-const closed: RedactionPolicy = { args: false, result: false, suspendPayload: false, errorStack: false, maxBytes: 4096, tools: {} };
+const closed: RedactionPolicy = { args: false, result: false, suspendPayload: false, errorStack: false, errorMessage: 'scrub', maxBytes: 4096, tools: {} };
 const open: RedactionPolicy = { ...closed, args: true, result: true, suspendPayload: true, errorStack: true };
 const task = {
   toolName: 'charge_card',
@@ -37,8 +37,8 @@ describe('redactTask', () => {
 
   it('applies per-tool overrides over the section, both ways', () => {
     const policy: RedactionPolicy = { ...closed, result: true, tools: { charge_card: { args: true, result: false, errorStack: true, maxBytes: 20 } } };
-    expect(ruleFor(policy, 'charge_card')).toEqual({ args: true, result: false, suspendPayload: false, errorStack: true, maxBytes: 20 });
-    expect(ruleFor(policy, 'research_topic')).toEqual({ args: false, result: true, suspendPayload: false, errorStack: false, maxBytes: 4096 });
+    expect(ruleFor(policy, 'charge_card')).toEqual({ args: true, result: false, suspendPayload: false, errorStack: true, errorMessage: 'scrub', maxBytes: 20 });
+    expect(ruleFor(policy, 'research_topic')).toEqual({ args: false, result: true, suspendPayload: false, errorStack: false, errorMessage: 'scrub', maxBytes: 4096 });
     const r = redactTask(task, policy);
     expect(r.redacted).toEqual(['result', 'suspendPayload']);
     expect(r.truncated).toEqual(['args', 'error.stack']);

@@ -13,14 +13,16 @@ export const INTEGRATION_TESTS = [
   'test/config.test.ts',
   'test/demo.test.ts',
   'test/events-api.e2e.test.ts',
+  'test/events-heavy.e2e.test.ts',
   'test/harness-otlp.test.ts',
   'test/inprocess.e2e.test.ts',
   'test/load.e2e.test.ts',
   'test/otlp-protocol.e2e.test.ts',
   'test/remote-restarts.e2e.test.ts',
+  'test/request-budget.e2e.test.ts',
   'test/remote-stream.test.ts',
   'test/remote.e2e.test.ts',
-  'test/request-budget.e2e.test.ts',
+  'test/versions.test.ts',
 ];
 
 export const SYSTEM_TESTS = [
