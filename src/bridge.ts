@@ -223,9 +223,6 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
       logger.error({ err: error, checkpoint: checkpoint?.path }, 'writing the checkpoint failed');
     }
   }
-  if (tracing.exporting && tracing.retryAfterGuarded === false) {
-    exportLog.warn('the OTLP exporter is not the pinned SDK shape: a collector answering Retry-After: 0 makes Node warn (TimeoutNegativeWarning) on each retry');
-  }
   if (!tracing.exporting) {
     logger.info(
       config.otel.tracesExporter === 'none'

@@ -14,6 +14,8 @@ export const FAST_PATHS = {
     '@opentelemetry/sdk-trace-base 2.12 tracer fields (_resource, instrumentationScope, _sampler, _spanLimits, _spanProcessor) and a hand-built ReadableSpan; else tracer.startSpan()',
   otel_queue_full_count: '@opentelemetry/sdk-trace-base 2.12 BatchSpanProcessor._droppedSpansCount; else queue_full drops are not counted',
   otlp_encoder: "the bridge's OTLP/protobuf encoder (src/otlp-encode.ts, bytes of @opentelemetry/otlp-transformer 0.223); else ProtobufTraceSerializer",
+  otlp_retry_after_guard:
+    '@opentelemetry/otlp-exporter-base 0.223 exporter._delegate._transport._transport (a Retry-After: 0 retry made a negative timeout); else Node 23+ warns on each such retry',
   prom_client_series: 'prom-client 15.1 Counter/Histogram internals written at scrape time (src/prom-fast.ts); else inc()/observe()',
 } as const;
 

@@ -1,5 +1,5 @@
 // The OpenTelemetry SDK's private parts the bridge relies on, fenced in one room (@opentelemetry/sdk-trace-base 2.12,
-// pinned; see docs/upgrading.md). Two fast paths live here, each reporting to the fast-path register
+// pinned; see docs/upgrading.md). Three fast paths live here, each reporting to the fast-path register
 // (fast-paths.ts) whether it is active, each falling back to the SDK's public API when the shape is not the expected
 // one:
 // - otel_direct_span: a tracer's resolved resource, scope, sampler, span limits and span processor, read from its
@@ -7,13 +7,16 @@
 //   straight to the processors. Else spans.ts goes through tracer.startSpan().
 // - otel_queue_full_count: BatchSpanProcessor's `_droppedSpansCount`, the only trace of a span dropped for a full
 //   queue. Else such drops are not counted.
-// test/compat.test.ts holds both active on the pinned versions. Must not: know about tasks or build span content.
+// - otlp_retry_after_guard: the OTLP exporter's transport under its RetryingTransport (otlp-exporter-base 0.223), wrapped
+//   so a `Retry-After: 0` retry is not a negative timeout (Node 23+ warns on each). Else the retry happens with the warning.
+// test/compat.test.ts holds them active on the pinned versions. Must not: know about tasks or build span content.
 
 import type { Attributes, HrTime, Link, SpanContext, SpanKind, SpanStatus, Tracer } from '@opentelemetry/api';
 import { SpanKind as Kinds } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type Sampler, type SpanExporter, type SpanLimits, type SpanProcessor, type TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 import type { FastPaths } from './fast-paths.js';
 
 /**
@@ -148,4 +151,28 @@ export class CountingBatchSpanProcessor extends BatchSpanProcessor {
     super.onEnd(span);
     if (typeof before === 'number' && (self._droppedSpansCount ?? 0) > before) this.onQueueFull(1);
   }
+}
+
+/**
+ * `Retry-After: 0` from a collector: otlp-exporter-base 0.223's `parseRetryAfterToMills` turns 0 seconds into -1 ms, and
+ * its RetryingTransport hands that to `setTimeout`, which Node clamps to 1 ms — and from Node 23 warns about
+ * (`TimeoutNegativeWarning`) on every such retry. This wraps the HTTP transport under the exporter's RetryingTransport
+ * (`exporter._delegate._transport._transport`, the pinned 0.223 shape) so a negative retry delay becomes 0: retry at
+ * once, as the collector asked and as the SDK already did, without the warning. Returns false, changing nothing, when
+ * the exporter does not have that shape (another SDK version); the retry then still happens, with the warning.
+ */
+export function guardNegativeRetryAfter(exporter: object): boolean {
+  const retrying = (exporter as { _delegate?: { _transport?: { _transport?: IExporterTransport } } })._delegate?._transport;
+  const inner = retrying?._transport;
+  if (!retrying || typeof inner?.send !== 'function' || typeof inner.shutdown !== 'function') return false;
+  const guarded: IExporterTransport = {
+    async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
+      const response = await inner.send(data, timeoutMillis);
+      if (response.status === 'retryable' && response.retryInMillis !== undefined && response.retryInMillis < 0) return { ...response, retryInMillis: 0 };
+      return response;
+    },
+    shutdown: () => inner.shutdown(),
+  };
+  retrying._transport = guarded;
+  return true;
 }

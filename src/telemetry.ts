@@ -8,7 +8,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { type ExportResponse, type IExporterTransport, OTLPExporterBase, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base';
+import { OTLPExporterBase, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -17,7 +17,9 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { FastPaths } from './fast-paths.js';
 import { createOtlpTraceSerializer } from './otlp-encode.js';
-import { CountingBatchSpanProcessor } from './otel-sdk-internals.js';
+import { CountingBatchSpanProcessor, guardNegativeRetryAfter } from './otel-sdk-internals.js';
+
+export { guardNegativeRetryAfter };
 
 export interface TracingConfig {
   serviceName: string;
@@ -121,30 +123,6 @@ export class OTLPProtoTraceExporter extends OTLPExporterBase<ReadableSpan[]> imp
   }
 }
 
-/**
- * `Retry-After: 0` from a collector: otlp-exporter-base 0.223's `parseRetryAfterToMills` turns 0 seconds into -1 ms, and
- * its RetryingTransport hands that to `setTimeout`, which Node clamps to 1 ms — and from Node 23 warns about
- * (`TimeoutNegativeWarning`) on every such retry. This wraps the HTTP transport under the exporter's RetryingTransport
- * (`exporter._delegate._transport._transport`, the pinned 0.223 shape) so a negative retry delay becomes 0: retry at
- * once, as the collector asked and as the SDK already did, without the warning. Returns false, changing nothing, when
- * the exporter does not have that shape (another SDK version); the retry then still happens, with the warning.
- */
-export function guardNegativeRetryAfter(exporter: object): boolean {
-  const retrying = (exporter as { _delegate?: { _transport?: { _transport?: IExporterTransport } } })._delegate?._transport;
-  const inner = retrying?._transport;
-  if (!retrying || typeof inner?.send !== 'function' || typeof inner.shutdown !== 'function') return false;
-  const guarded: IExporterTransport = {
-    async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
-      const response = await inner.send(data, timeoutMillis);
-      if (response.status === 'retryable' && response.retryInMillis !== undefined && response.retryInMillis < 0) return { ...response, retryInMillis: 0 };
-      return response;
-    },
-    shutdown: () => inner.shutdown(),
-  };
-  retrying._transport = guarded;
-  return true;
-}
-
 export function createTracing(
   config: TracingConfig,
   onOutcome: (outcome: ExportOutcome, spans: number, error?: Error) => void = () => {},
@@ -171,6 +149,7 @@ export function createTracing(
       fastPaths.report('otlp_encoder', true);
     }
     retryAfterGuarded = guardNegativeRetryAfter(exporter);
+    fastPaths.report('otlp_retry_after_guard', retryAfterGuarded, 'the exporter is not the otlp-exporter-base 0.223 shape (_delegate._transport._transport)');
     spanProcessors.push(
       new CountingBatchSpanProcessor(new CountingExporter(exporter, onOutcome, onExported), config.batch, (n) => onOutcome('queue_full', n), fastPaths),
     );

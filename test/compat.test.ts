@@ -85,7 +85,7 @@ describe('fast paths on the pinned versions', () => {
       expect(states.map((s) => s.path).sort()).toEqual(Object.keys(FAST_PATHS).sort());
       for (const s of states) expect(s, s.path).toEqual({ path: s.path, active: true });
       const start = lines().find((l) => l.msg === 'fast paths');
-      expect(start?.fastPaths).toEqual({ otel_direct_span: 'active', otel_queue_full_count: 'active', otlp_encoder: 'active', prom_client_series: 'active' });
+      expect(start?.fastPaths).toEqual({ otel_direct_span: 'active', otel_queue_full_count: 'active', otlp_encoder: 'active', otlp_retry_after_guard: 'active', prom_client_series: 'active' });
       expect(lines().filter((l) => String(l.msg).startsWith('fast path off'))).toEqual([]);
       const text = (await bridge.app.inject({ url: '/metrics' })).body;
       for (const s of states) expect(text).toContain(`mastra_task_bridge_fast_path_info{path="${s.path}",active="true"} 1`);
