@@ -218,11 +218,15 @@ export const ConfigSchema = z.strictObject({
       maxPerPage: int(1, 1000).default(100),
       /** Deadline of each lookup the API makes on Mastra; past it the API answers 504. */
       upstreamTimeoutMs: int(100, 600_000).default(5_000),
+      /** Lookups on Mastra in flight at once from the task API; more wait for a slot within their deadline. */
+      maxUpstreamConcurrency: int(1, 1024).default(8),
       cache: z
         .strictObject({
           /** How long a lookup answer is reused; 0 turns the cache off. */
           ttlMs: int(0, 600_000).default(1_000),
           maxEntries: int(1, 1_000_000).default(1_000),
+          /** Bytes of cached answers (their JSON); the least recently used go first past it. */
+          maxBytes: int(0, 4 * 1024 * 1024 * 1024).default(32 * 1024 * 1024),
         })
         .prefault({}),
       rateLimit: z

@@ -1,4 +1,4 @@
-// Renders the one family too large to render in one go: the duration histogram (agent × tool × status series, 18
+// Renders the families too large to render in one go: the duration histogram (agent × tool × status series, 18
 // lines each: at 1,000 pairs 72,000 lines, about two thirds of a scrape). prom-client builds an object per line and
 // renders a family synchronously; here the histogram is written from the state metrics.ts keeps anyway, a slice of
 // series at a time, so the caller can yield to the event loop between slices (/healthz keeps answering during a scrape).
@@ -57,5 +57,24 @@ export function histogramLines(
     }
     const braces = labels ? `{${labels}}` : '';
     out.push(`${escapeString(name)}_sum${braces} ${valueString(s.sum)}`, `${escapeString(name)}_count${braces} ${valueString(s.count)}`);
+  }
+}
+
+/** One counter series as prom-client 15.1 keeps it. */
+export interface CounterSeries {
+  labels: Record<string, string>;
+  value: number;
+  exemplar?: { labelSet: Record<string, string>; value: number; timestamp: number } | null;
+}
+
+/** The sample lines of counter series, appended to `out`: `sampleName` is the family name with `_total`. */
+export function counterLines(sampleName: string, series: Iterable<CounterSeries>, openMetrics: boolean, out: string[]): void {
+  const name = escapeString(sampleName);
+  for (const s of series) {
+    const labels = labelPairs(s.labels);
+    let line = `${name}${labels ? `{${labels}}` : ''} ${valueString(s.value)}`;
+    const x = s.exemplar;
+    if (openMetrics && x) line += ` # {${labelPairs(x.labelSet)}} ${valueString(x.value)} ${x.timestamp}`;
+    out.push(line);
   }
 }

@@ -9,13 +9,14 @@ import client, { Counter, Gauge, Histogram, Registry, type RegistryContentType }
 import { EVENT_KINDS, FINAL_STATUSES, type FinalStatus } from './events.js';
 import { FAST_PATHS, type FastPath, type FastPaths } from './fast-paths.js';
 import { DEFAULT_DURATION_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_SUSPENDED_BUCKETS } from './metric-buckets.js';
-import { familyHeader, histogramLines } from './exposition.js';
+import { counterLines, familyHeader, histogramLines } from './exposition.js';
 import {
   type HistogramSeriesState,
   type PendingExemplar,
   countPromFallback,
   counterAdd,
   histogramUpperBounds,
+  counterSeries,
   histogramSeries,
   histogramWrite,
   promFastPathActive,
@@ -213,6 +214,8 @@ export class BridgeMetrics {
   private readonly fast: boolean;
   /** Histogram families rendered by src/exposition.ts a slice at a time (when the fast path is on). */
   private readonly slicedHistograms = new Map<unknown, { help: string; bounds: number[]; series: () => HistogramSeriesState[] }>();
+  /** Counter families of one series per pair (or per pair and status), rendered the same way. */
+  private readonly slicedCounters = new Set<unknown>();
   private readonly maxSeries: number;
 
   constructor(opts: MetricsOptions) {
@@ -532,6 +535,7 @@ export class BridgeMetrics {
 
     const pairsInOrder = (): FinishedSeries[] => [...pairs.values()].flatMap((p) => FINAL_STATUSES.map((st) => p.byStatus[st]));
     this.slicedHistograms.set(this.duration, { help: DURATION_HELP, bounds: this.durationBounds, series: pairsInOrder });
+    for (const c of [this.started, this.finished, this.outputChunks]) this.slicedCounters.add(c);
     for (const h of [this.queueWait, this.suspended]) {
       const help = (h as unknown as { help: string }).help;
       this.slicedHistograms.set(h, { help, bounds: histogramUpperBounds(h, []), series: () => histogramSeries(h) ?? [] });
@@ -812,6 +816,20 @@ export class BridgeMetrics {
             const series = sliced.series();
             for (let i = 0; i < series.length; i += RENDER_SLICE_SERIES) {
               histogramLines(canonical, sliced.bounds, series.slice(i, i + RENDER_SLICE_SERIES), openMetrics, lines);
+              if (performance.now() - slice > RENDER_SLICE_MS) {
+                await yieldToLoop();
+                slice = performance.now();
+              }
+            }
+            parts.push(lines.join('\n'));
+          } else if (this.fast && this.slicedCounters.has(metric)) {
+            // Runs the counter's collect() first, as its get() would (hands pending counts over).
+            (metric as unknown as { collect?: () => void }).collect?.call(metric);
+            const lines = [familyHeader(metric.name, (metric as unknown as { help: string }).help, 'counter')];
+            const series = counterSeries(metric as unknown as Counter<string>) ?? [];
+            const sampleName = openMetrics ? `${metric.name}_total` : metric.name;
+            for (let i = 0; i < series.length; i += RENDER_SLICE_SERIES * 4) {
+              counterLines(sampleName, series.slice(i, i + RENDER_SLICE_SERIES * 4), openMetrics, lines);
               if (performance.now() - slice > RENDER_SLICE_MS) {
                 await yieldToLoop();
                 slice = performance.now();

@@ -206,3 +206,9 @@ export function histogramSeries(histogram: Histogram<string>): HistogramSeriesSt
   }
   return out;
 }
+
+/** A prom-client counter's series (read only) for the sliced renderer; undefined when the fast path is off. */
+export function counterSeries(counter: Counter<string>): { labels: Record<string, string>; value: number; exemplar?: PendingExemplar | null }[] | undefined {
+  if (!current().active) return undefined;
+  return Object.values((counter as unknown as { hashMap: Record<string, { labels: Record<string, string>; value: number; exemplar?: PendingExemplar | null }> }).hashMap);
+}

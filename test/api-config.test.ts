@@ -18,7 +18,8 @@ describe('api configuration', () => {
       metricsToken: '',
       maxPerPage: 100,
       upstreamTimeoutMs: 5000,
-      cache: { ttlMs: 1000, maxEntries: 1000 },
+      maxUpstreamConcurrency: 8,
+      cache: { ttlMs: 1000, maxEntries: 1000, maxBytes: 33554432 },
       rateLimit: { max: 600, timeWindowMs: 60000 },
       redaction: { args: false, result: false, suspendPayload: false, errorStack: false, errorMessage: 'scrub', maxBytes: 4096, tools: {} },
     });

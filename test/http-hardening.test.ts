@@ -9,10 +9,12 @@ import { describe, expect, it } from 'vitest';
 import { ConfigSchema, type ConfigInput } from '../src/config.js';
 import type { TaskRecord } from '../src/events.js';
 import { buildApp } from '../src/http/app.js';
+import { LookupCache } from '../src/http/lookup-cache.js';
 import { byColumn } from '../src/http/tasks.js';
 import { BridgeMetrics } from '../src/metrics.js';
 import type { TaskQuery } from '../src/sources/types.js';
 import { scrape, total } from './support/metrics-text.js';
+import { waitFor } from './support/poll.js';
 
 const TOKEN = 'hardening-token-0123456789';
 
@@ -22,7 +24,9 @@ function record(id: string, status: TaskRecord['status'], createdAt: number, com
   return r;
 }
 
-function appWith(opts: { api?: NonNullable<ConfigInput['api']>; kind?: 'remote' | 'in-process'; records?: TaskRecord[]; lines?: string[] } = {}) {
+function appWith(
+  opts: { api?: NonNullable<ConfigInput['api']>; kind?: 'remote' | 'in-process'; records?: TaskRecord[]; lines?: string[]; gate?: Promise<void> } = {},
+) {
   const config = ConfigSchema.parse({ api: { cache: { ttlMs: 0 }, ...opts.api } }).api;
   const metrics = new BridgeMetrics({ version: 't', defaultMetrics: false });
   const calls: { getTask: string[]; listTasks: TaskQuery[] } = { getTask: [], listTasks: [] };
@@ -51,6 +55,7 @@ function appWith(opts: { api?: NonNullable<ConfigInput['api']>; kind?: 'remote' 
         // A remote Mastra filters one status per request: the source answers one group per status, in that order.
         listTasks: async (q: TaskQuery) => {
           calls.listTasks.push(q);
+          await opts.gate;
           const statuses = q.status === undefined ? undefined : Array.isArray(q.status) ? q.status : [q.status];
           const tasks = statuses ? statuses.flatMap((s) => records.filter((r) => r.status === s)) : records;
           return { tasks, total: tasks.length, invalid: 0 };
@@ -167,5 +172,32 @@ describe('task API inputs', () => {
     const rs = [record('open', 'running', 5), record('old', 'completed', 1, 100), record('new', 'completed', 2, 200)];
     expect([...rs].sort(byColumn('completedAt', 'desc')).map((r) => r.id)).toEqual(['new', 'old', 'open']);
     expect([...rs].sort(byColumn('completedAt', 'asc')).map((r) => r.id)).toEqual(['old', 'new', 'open']);
+  });
+});
+
+describe('protecting Mastra', () => {
+  it('keeps at most api.maxUpstreamConcurrency lookups in flight however clients vary their filters', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const { app, calls } = appWith({ api: { maxUpstreamConcurrency: 3, rateLimit: { max: 0 } }, gate });
+    const answers = Array.from({ length: 12 }, (_, i) => app.inject({ url: `/api/tasks?agentId=agent-${i}` }));
+    await waitFor(() => calls.listTasks.length >= 3, { message: 'three lookups in flight' });
+    // Every request has reached its handler (they are injected at once); none got past the three slots.
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(calls.listTasks).toHaveLength(3);
+    open();
+    const codes = (await Promise.all(answers)).map((r) => r.statusCode);
+    expect(codes).toEqual(Array(12).fill(200));
+    expect(calls.listTasks).toHaveLength(12);
+  });
+
+  it('bounds the lookup cache by bytes as well as entries', async () => {
+    const cache = new LookupCache<string>(60_000, 1000, Date.now, 1000);
+    for (let i = 0; i < 10; i++) await cache.get(`k${i}`, async () => 'x'.repeat(300)).value;
+    expect(cache.bytes).toBeLessThanOrEqual(1000);
+    expect(cache.size).toBe(3);
+    await cache.get('huge', async () => 'y'.repeat(5000)).value;
+    expect(cache.get('huge', async () => 'again').hit).toBe(false);
+    expect(cache.bytes).toBeLessThanOrEqual(1000);
   });
 });

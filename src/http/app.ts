@@ -68,7 +68,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Every route is small; anything bigger is a mistake or an attack.
     bodyLimit: 16 * 1024,
     // Task ids are up to 128 characters (the route's schema); fastify's default of 100 answered 414 before it.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     // Node's default (300 s) lets a client hold a connection open by sending its request slowly; every request here
     // is a GET without a body. (An answer may stream for longer: /api/events is not bound by this.)
     requestTimeout: 30_000,

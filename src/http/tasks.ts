@@ -183,7 +183,35 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   const { source, config, metrics, spans } = opts;
   // The cache holds answers already redacted (payloads are dropped before they are kept) and without span ids (added
   // per request: they change when a task ends).
-  const cache = new LookupCache<ShownTask | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries);
+  const cache = new LookupCache<ShownTask | null | ShownPage>(config.cache.ttlMs, config.cache.maxEntries, Date.now, config.cache.maxBytes);
+  // At most maxUpstreamConcurrency lookups on Mastra at once, whatever the clients vary (filters defeat the cache);
+  // the others wait for a slot within their deadline (504 past it).
+  let inFlight = 0;
+  const waiting: (() => void)[] = [];
+  const slot = (signal: AbortSignal): Promise<void> => {
+    if (inFlight < config.maxUpstreamConcurrency) {
+      inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', abort);
+        inFlight++;
+        resolve();
+      };
+      const abort = (): void => {
+        const i = waiting.indexOf(go);
+        if (i >= 0) waiting.splice(i, 1);
+        reject(new SourceError(`Mastra did not answer within ${config.upstreamTimeoutMs} ms`, 'timeout'));
+      };
+      signal.addEventListener('abort', abort, { once: true });
+      waiting.push(go);
+    });
+  };
+  const release = (): void => {
+    inFlight--;
+    waiting.shift()?.();
+  };
   const upstreamFailureLog = new LogThrottle();
 
   if (config.rateLimit.max > 0) {
@@ -203,7 +231,16 @@ export const tasksApi: FastifyPluginAsync<TasksApiOptions> = async (app, opts) =
   });
 
   function lookup<T extends ShownTask | null | ShownPage>(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const { value, hit } = cache.get(key, () => withDeadline(config.upstreamTimeoutMs, load));
+    const { value, hit } = cache.get(key, () =>
+      withDeadline(config.upstreamTimeoutMs, async (signal) => {
+        await slot(signal);
+        try {
+          return await load(signal);
+        } finally {
+          release();
+        }
+      }),
+    );
     metrics.apiCacheLookup(hit ? 'hit' : 'miss');
     return value as Promise<T>;
   }
