@@ -13,11 +13,15 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 describe('the packed package, installed with production dependencies only', () => {
   const work = mkdtempSync(join(tmpdir(), 'mtb-pack-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+  // npm gets the whole environment (a proxy, NODE_EXTRA_CA_CERTS for a TLS-inspecting gateway, npm_config_*); the
+  // installed command gets it without the variables that configure the bridge, so only what a case sets applies.
+  const env: Record<string, string | undefined> = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(MASTRA_|BRIDGE_|OTEL_|DEMO_)/.test(k)),
+  );
 
   it('packs without the demo, installs, and its command answers --version, --check-config and (no MASTRA_URL) a clear error', () => {
     const packed = JSON.parse(
-      execFileSync(npm, ['pack', '--json', '--pack-destination', work], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }),
+      execFileSync(npm, ['pack', '--json', '--pack-destination', work], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 240_000 }),
     ) as { filename: string; files: { path: string }[] }[];
     const files = packed[0]!.files.map((f) => f.path);
     expect(files).toContain('dist/main.js');
@@ -28,8 +32,10 @@ describe('the packed package, installed with production dependencies only', () =
     mkdirSync(app);
     execFileSync(npm, ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-save', join(work, packed[0]!.filename)], {
       cwd: app,
-      env: { ...env, npm_config_loglevel: 'error' },
+      env: { ...process.env, npm_config_loglevel: 'error' },
       stdio: ['ignore', 'pipe', 'inherit'],
+      // A sync call blocks the test's own timeout: bound it here (a registry that cannot be reached fails, not hangs).
+      timeout: 240_000,
     });
     // Production dependencies only: none of the demo's packages came along (they are dev dependencies).
     for (const dev of ['@mastra/core', 'ai', 'vitest', 'tsx']) {
