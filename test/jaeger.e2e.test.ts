@@ -2,8 +2,8 @@
 // demo Mastra server exports its own agent traces to Jaeger over OTLP (@mastra/otel-exporter), the bridge exports its
 // task spans to the same Jaeger, and only Jaeger's own query API is asked what a user would see. Ground truth is
 // Mastra's storage read over its REST API. The byte-level OTLP checks stay in the OTLP receiver tests.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -13,8 +13,9 @@ import { taskSpanId } from '../src/span-ids.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
 import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, terminalCounts } from './support/ground-truth.js';
 import { type JaegerHandle, type JaegerSpan, type JaegerTrace, parentOf, serviceOf, startJaeger, tag } from './support/jaeger.js';
-import { parseExposition, scrape, total } from './support/metrics-text.js';
+import { scrape, total } from './support/metrics-text.js';
 import { freePort, waitFor } from './support/poll.js';
+import { type BridgeCli, bridgeCli } from './support/bridge-cli.js';
 import { JAEGER, describeWith } from './support/system.js';
 
 type Tool = Parameters<typeof dispatchTask>[1];
@@ -210,53 +211,26 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
   let jaeger: JaegerHandle;
   let demo: DemoProcess;
   let bridge: ChildProcess | undefined;
-  let bridgePort: number;
+  let cli: BridgeCli;
   let tasks: StoredTask[];
-  let log = '';
-
-  function startCli(configFile: string): ChildProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configFile], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpUrl, OTEL_SERVICE_NAME: BRIDGE_SERVICE },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (d) => (log += String(d)));
-    child.stderr!.on('data', (d) => (log += String(d)));
-    return child;
-  }
-  const metrics = async () => parseExposition(await (await fetch(`http://127.0.0.1:${bridgePort}/metrics`, { headers: { accept: 'text/plain' } })).text());
-  const ready = async () => (await fetch(`http://127.0.0.1:${bridgePort}/readyz`).catch(() => undefined))?.status === 200;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bridge-jaeger-restart-'));
     jaeger = await startJaeger();
     demo = await startDemoProcess({ port: await freePort(), storageUrl: `file:${join(dir, 'mastra.db')}`, env: { DEMO_RATE: '0' } });
-    bridgePort = await freePort();
-    const configFile = join(dir, 'bridge.yaml');
-    writeFileSync(
-      configFile,
-      [
-        'source:',
-        `  mastraUrl: ${demo.url}`,
-        '  reconnect: { initialMs: 50, maxMs: 500 }',
-        `http: { host: 127.0.0.1, port: ${bridgePort} }`,
-        'log: { level: info }',
-        'otel: { batch: { scheduledDelayMs: 200 } }',
-        'reconcile: { intervalSeconds: 1, overlapSeconds: 5 }',
-        `state: { checkpointFile: ${join(dir, 'checkpoint.jsonl')} }`,
-      ].join('\n'),
-    );
-    bridge = startCli(configFile);
-    await waitFor(ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${log}` });
+    cli = await bridgeCli({ dir, mastraUrl: demo.url, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpUrl, OTEL_SERVICE_NAME: BRIDGE_SERVICE } });
+    bridge = cli.start();
+    await waitFor(cli.ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${cli.log()}` });
     for (const tool of FIRST) await dispatchTask(demo.url, tool);
     for (let i = 0; i < ACROSS_KILL; i++) await dispatchTask(demo.url, 'tail_logs', { args: { service: `svc-${i}`, tickMs: 50, maxRunMs: LONG_RUN_MS }, thread: `tail-${i}` });
     // The first tasks are exported (acknowledged by Jaeger, hence in the checkpoint) and the long ones still run: no
     // span is in flight when the bridge dies.
     await waitFor(
       async () => {
-        const m = await metrics();
+        const m = await cli.metrics();
         return total(m, 'mastra_task_bridge_spans_total', { result: 'exported' }) === FIRST.length && total(m, 'mastra_background_tasks', { status: 'running' }) === ACROSS_KILL;
       },
-      { timeoutMs: 30_000, message: `first spans exported, long tasks running; log:\n${log}` },
+      { timeoutMs: 30_000, message: `first spans exported, long tasks running; log:\n${cli.log()}` },
     );
     bridge.kill('SIGKILL');
     await new Promise((resolve) => bridge!.once('exit', resolve));
@@ -265,8 +239,8 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
       async () => (await listAllTasks(demo.url)).filter((t) => t.toolName === 'tail_logs' && ms(t.completedAt) > killedAt).length === ACROSS_KILL,
       { timeoutMs: LONG_RUN_MS + 30_000, intervalMs: 200, message: 'the long tasks finished while the bridge was down' },
     );
-    bridge = startCli(configFile);
-    await waitFor(ready, { timeoutMs: 60_000, message: `second bridge ready; log:\n${log}` });
+    bridge = cli.start();
+    await waitFor(cli.ready, { timeoutMs: 60_000, message: `second bridge ready; log:\n${cli.log()}` });
     for (const tool of AFTER) await dispatchTask(demo.url, tool);
     tasks = await waitFor(
       async () => {
@@ -275,7 +249,7 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
       },
       { timeoutMs: 60_000, intervalMs: 250, message: 'every task done' },
     );
-    await waitFor(async () => (await allTaskSpans(jaeger)).size === TASKS, { timeoutMs: 30_000, intervalMs: 250, message: `every task in Jaeger; log:\n${log}` });
+    await waitFor(async () => (await allTaskSpans(jaeger)).size === TASKS, { timeoutMs: 30_000, intervalMs: 250, message: `every task in Jaeger; log:\n${cli.log()}` });
   }, 240_000);
 
   afterAll(async () => {
@@ -291,17 +265,17 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
     const byTask = await allTaskSpans(jaeger);
     expect([...byTask.keys()].sort()).toEqual(tasks.map((t) => t.id).sort());
     for (const t of tasks) expect(byTask.get(t.id), t.id).toHaveLength(1);
-    expect(log).toContain('checkpoint loaded');
+    expect(cli.log()).toContain('checkpoint loaded');
   });
 
   /** Resolves once the second bridge has counted every task it exported and has nothing left to export. */
   async function bridgeQuiet(): Promise<void> {
     await waitFor(
       async () => {
-        const m = await metrics();
+        const m = await cli.metrics();
         return total(m, 'mastra_background_task_finished_total') === ACROSS_KILL + AFTER.length && total(m, 'mastra_task_bridge_spans_total', { result: 'exported' }) === ACROSS_KILL + AFTER.length;
       },
-      { timeoutMs: 20_000, message: `second bridge exported what it counted; log:\n${log}` },
+      { timeoutMs: 20_000, message: `second bridge exported what it counted; log:\n${cli.log()}` },
     );
   }
 });

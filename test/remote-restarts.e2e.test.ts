@@ -4,8 +4,8 @@
 //   through reconciliation;
 // - the bridge dies while tasks finish and restarts with its checkpoint: it backfills what finished while it was down
 //   and never re-exports what it had exported.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -15,9 +15,10 @@ import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo
 
 type Tool = Parameters<typeof dispatchTask>[1];
 import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, spansByTask, terminalCounts } from './support/ground-truth.js';
-import { parseExposition, scrape, total } from './support/metrics-text.js';
+import { scrape, total } from './support/metrics-text.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { freePort, waitFor } from './support/poll.js';
+import { type BridgeCli, bridgeCli } from './support/bridge-cli.js';
 
 const silent = pino({ level: 'silent' });
 const sorted = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
@@ -145,50 +146,23 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
   let demo: DemoProcess;
   let receiver: OtlpReceiver;
   let bridge: ChildProcess | undefined;
-  let bridgePort: number;
+  let cli: BridgeCli;
   let spansBeforeKill: number;
   let finishedWhileDown: StoredTask[];
   let tasks: StoredTask[];
   let secondRunFinished: number;
-  let log = '';
-
-  function startCli(configFile: string): ChildProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configFile], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (d) => (log += String(d)));
-    child.stderr!.on('data', (d) => (log += String(d)));
-    return child;
-  }
-  const metricsText = async () => parseExposition(await (await fetch(`http://127.0.0.1:${bridgePort}/metrics`, { headers: { accept: 'text/plain' } })).text());
-  const ready = async () => (await fetch(`http://127.0.0.1:${bridgePort}/readyz`).catch(() => undefined))?.status === 200;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bridge-restart-'));
     receiver = await startOtlpReceiver();
     demo = await startDemoProcess({ port: await freePort(), storageUrl: `file:${join(dir, 'mastra.db')}`, env: { DEMO_RATE: '0' } });
-    bridgePort = await freePort();
-    const configFile = join(dir, 'bridge.yaml');
-    writeFileSync(
-      configFile,
-      [
-        'source:',
-        `  mastraUrl: ${demo.url}`,
-        '  reconnect: { initialMs: 50, maxMs: 500 }',
-        `http: { host: 127.0.0.1, port: ${bridgePort} }`,
-        'log: { level: info }',
-        'otel: { batch: { scheduledDelayMs: 200 } }',
-        'reconcile: { intervalSeconds: 1, overlapSeconds: 5 }',
-        `state: { checkpointFile: ${join(dir, 'checkpoint.jsonl')} }`,
-      ].join('\n'),
-    );
-    bridge = startCli(configFile);
-    await waitFor(ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${log}` });
+    cli = await bridgeCli({ dir, mastraUrl: demo.url, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } });
+    bridge = cli.start();
+    await waitFor(cli.ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${cli.log()}` });
     for (const tool of FIRST) await dispatchTask(demo.url, tool);
-    await waitFor(() => spansByTask(receiver.spans()).size === FIRST.length, { timeoutMs: 30_000, message: `first spans exported; log:\n${log}` });
+    await waitFor(() => spansByTask(receiver.spans()).size === FIRST.length, { timeoutMs: 30_000, message: `first spans exported; log:\n${cli.log()}` });
     for (let i = 0; i < ACROSS_KILL; i++) await dispatchTask(demo.url, 'tail_logs', { args: { service: `svc-${i}`, tickMs: 50, maxRunMs: LONG_RUN_MS }, thread: `tail-${i}` });
-    await waitFor(async () => total(await metricsText(), 'mastra_background_tasks', { status: 'running' }) === ACROSS_KILL, {
+    await waitFor(async () => total(await cli.metrics(), 'mastra_background_tasks', { status: 'running' }) === ACROSS_KILL, {
       timeoutMs: 30_000,
       message: 'the bridge sees the long tasks running',
     });
@@ -222,8 +196,8 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
       { timeoutMs: LONG_RUN_MS + 30_000, intervalMs: 200, message: 'tasks finished while the bridge was down' },
     );
 
-    bridge = startCli(configFile);
-    await waitFor(ready, { timeoutMs: 60_000, message: `second bridge ready; log:\n${log}` });
+    bridge = cli.start();
+    await waitFor(cli.ready, { timeoutMs: 60_000, message: `second bridge ready; log:\n${cli.log()}` });
     for (const tool of AFTER) await dispatchTask(demo.url, tool);
     tasks = await waitFor(
       async () => {
@@ -232,10 +206,10 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
       },
       { timeoutMs: 60_000, intervalMs: 250, message: 'every task done' },
     );
-    await waitFor(() => tasks.every((t) => spansByTask(receiver.spans()).has(t.id)), { timeoutMs: 30_000, message: `every task exported; log:\n${log}` });
+    await waitFor(() => tasks.every((t) => spansByTask(receiver.spans()).has(t.id)), { timeoutMs: 30_000, message: `every task exported; log:\n${cli.log()}` });
     secondRunFinished = await waitFor(
       async () => {
-        const n = total(await metricsText(), 'mastra_background_task_finished_total');
+        const n = total(await cli.metrics(), 'mastra_background_task_finished_total');
         return n === receiver.spans().length - spansBeforeKill ? n : undefined;
       },
       { timeoutMs: 10_000, message: 'second run counted what it exported' },
@@ -263,7 +237,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
     // The second process counts exactly the tasks it exported: nothing the first one had exported is counted again.
     expect(secondRunFinished).toBe(receiver.spans().length - spansBeforeKill);
     expect(secondRunFinished).toBe(ACROSS_KILL + WHILE_DOWN.length + AFTER.length);
-    expect(log).toContain('checkpoint loaded');
+    expect(cli.log()).toContain('checkpoint loaded');
   });
 
   it('keeps a checkpoint in its documented format', () => {
