@@ -12,7 +12,7 @@ import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic
 import { ConfigSchema } from '../src/config.js';
 import type { TaskRecord } from '../src/events.js';
 import { OtlpTraceSerializer } from '../src/otlp-encode.js';
-import type { SourceSink, SpanRef, TaskPage, TaskSource } from '../src/sources/types.js';
+import type { SourceSink, SpanRef, TaskPage, TaskQuery, TaskSource } from '../src/sources/types.js';
 import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import { VERSION } from '../src/version.js';
 
@@ -277,8 +277,21 @@ export class BenchSource implements TaskSource {
     return this.records.get(taskId) ?? null;
   }
 
-  async listTasks(): Promise<TaskPage> {
-    return { tasks: [], total: 0, invalid: 0 };
+  /** Date windows as Mastra's stores answer them (fromDate inclusive, toDate exclusive): enrichment's batches. */
+  async listTasks(query: TaskQuery = {}): Promise<TaskPage> {
+    const by = query.dateFilterBy;
+    if (by === undefined) return { tasks: [], total: 0, invalid: 0 };
+    const from = query.fromDate?.getTime() ?? -Infinity;
+    const to = query.toDate?.getTime() ?? Infinity;
+    const hits: TaskRecord[] = [];
+    for (const r of this.records.values()) {
+      const at = r[by];
+      if (at !== undefined && at >= from && at < to) hits.push(r);
+    }
+    hits.sort((a, b) => (a[by] ?? 0) - (b[by] ?? 0));
+    const perPage = query.perPage ?? hits.length;
+    const page = query.page ?? 0;
+    return { tasks: hits.slice(page * perPage, (page + 1) * perPage), total: hits.length, invalid: 0 };
   }
 
   async findToolCallSpan(): Promise<SpanRef | null | undefined> {

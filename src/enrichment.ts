@@ -6,49 +6,106 @@
 // `running` event, under traces.recordArgs), so no payload is held in the cache or in a lookup's answer.
 
 import type { TaskRecord } from './events.js';
-import { type RefusedAnswer, SourceError, type TaskSource } from './sources/types.js';
+import { type RefusedAnswer, SourceError, type TaskPage, type TaskQuery, type TaskSource } from './sources/types.js';
 
 export type EnrichmentFailure = 'error' | 'not_found' | 'overloaded' | RefusedAnswer;
 
 export interface EnrichmentOptions {
   enabled: boolean;
   concurrency: number;
-  /** Lookups waiting for a slot; past this, new lookups fail as `overloaded`. */
+  /** Lookups waiting for a slot (or gathered for a batch); past this, new lookups fail as `overloaded`. */
   maxQueue: number;
   /** Records kept for tasks that finish after their lookup. */
   cacheSize: number;
   timeoutMs: number;
+  /**
+   * How long hinted lookups are gathered before they are sent, ms: those close in time go as one listTasks over a
+   * date window instead of one getTask each. 0 sends every lookup at once as a getTask. Absent: the default.
+   */
+  batchWindowMs?: number;
 }
 
-export const DEFAULT_ENRICHMENT: EnrichmentOptions = { enabled: true, concurrency: 4, maxQueue: 10_000, cacheSize: 10_000, timeoutMs: 5_000 };
+export const DEFAULT_ENRICHMENT: Required<EnrichmentOptions> = {
+  enabled: true,
+  concurrency: 4,
+  maxQueue: 10_000,
+  cacheSize: 10_000,
+  timeoutMs: 5_000,
+  batchWindowMs: 200,
+};
+
+/**
+ * A batch's window: the tasks asked for in one listTasks lie within this span of their times. A wider window reads
+ * more records nobody asked about (other tasks of a busy app), and Mastra pays for each (~0.15 ms a record).
+ */
+export const BATCH_MAX_SPAN_MS = 2_000;
+/** Tasks asked for in one listTasks (its perPage). */
+export const BATCH_MAX_TASKS = 100;
+
+/**
+ * What the pipeline knows of a task's stored record before asking: one of its times on Mastra's clock, exactly as
+ * the stream carried it (the stored value: the stream's events are published from the stored record). It lets the
+ * lookup be one record of a listTasks date window shared with other tasks.
+ */
+export interface LookupHint {
+  by: 'startedAt' | 'completedAt';
+  /** Epoch ms. */
+  at: number;
+}
 
 type Result = TaskRecord | undefined;
 
 /** finishedNow(): the answer needs a lookup (or waits on one under way). */
 export const NEEDS_LOOKUP: unique symbol = Symbol('needs lookup');
 
+/** One task's lookup under way: gathered for a batch, queued, or sent. */
+interface Lookup {
+  taskId: string;
+  hint: LookupHint | undefined;
+  settle(record: Result): void;
+}
+
+/** Work holding one concurrency slot: one getTask, or one listTasks for several tasks. */
+interface Job {
+  lookups: number;
+  run(): Promise<void>;
+}
+
 export class Enricher {
   private readonly pending = new Map<string, Promise<Result>>();
   private readonly cache = new Map<string, TaskRecord>();
-  private readonly queue: (() => void)[] = [];
+  private readonly queue: Job[] = [];
+  private queued = 0; // lookups in queued jobs
+  private gathered: Lookup[] = [];
+  private gatherTimer: ReturnType<typeof setTimeout> | undefined;
   private active = 0;
+  private readonly windowMs: number;
 
   constructor(
-    private readonly source: Pick<TaskSource, 'getTask'>,
+    private readonly source: Pick<TaskSource, 'getTask'> & Partial<Pick<TaskSource, 'listTasks'>>,
     private readonly options: EnrichmentOptions,
     private readonly onFailure: (reason: EnrichmentFailure, taskId: string, error?: unknown) => void,
-  ) {}
+  ) {
+    // A source that cannot list (a test double) gets one getTask a task, as before batching.
+    this.windowMs = typeof source.listTasks === 'function' ? (options.batchWindowMs ?? DEFAULT_ENRICHMENT.batchWindowMs) : 0;
+  }
 
-  /** Start a lookup unless one is cached or under way; resolves with the record, or undefined on failure. */
-  lookup(taskId: string): Promise<Result> {
+  /**
+   * Start a lookup unless one is cached or under way; resolves with the record, or undefined on failure. With a
+   * hint (the task's start as the stream carried it) the lookup may share one listTasks with others.
+   */
+  lookup(taskId: string, hint?: LookupHint): Promise<Result> {
     if (!this.options.enabled) return Promise.resolve(undefined);
     const cached = this.cache.get(taskId);
     if (cached) return Promise.resolve(cached);
-    return this.pending.get(taskId) ?? this.start(taskId);
+    return this.pending.get(taskId) ?? this.start(taskId, false, hint);
   }
 
-  /** The record of a finished task: a lookup under way is awaited, a cached one reused unless it may be stale. */
-  forFinished(taskId: string, stale: (record: TaskRecord) => boolean): Promise<Result> {
+  /**
+   * The record of a finished task: a lookup under way is awaited, a cached one reused unless it may be stale. `hint`
+   * (the task's completedAt) lets a new lookup share a listTasks.
+   */
+  forFinished(taskId: string, stale: (record: TaskRecord) => boolean, hint?: LookupHint): Promise<Result> {
     if (!this.options.enabled) return Promise.resolve(undefined);
     const inflight = this.pending.get(taskId);
     const cached = this.cache.get(taskId);
@@ -56,11 +113,13 @@ export class Enricher {
     if (inflight) {
       return inflight.then((r) => {
         this.cache.delete(taskId);
-        return r !== undefined && stale(r) ? this.start(taskId, true) : r;
+        if (r === undefined || !stale(r)) return r;
+        // Asked again by someone else meanwhile (a final lookup under way): join it.
+        return this.pending.get(taskId) ?? this.start(taskId, true, hint);
       });
     }
     if (cached && !stale(cached)) return Promise.resolve(cached);
-    return this.start(taskId, true);
+    return this.start(taskId, true, hint);
   }
 
   get enabled(): boolean {
@@ -80,37 +139,146 @@ export class Enricher {
     return cached;
   }
 
+  /** Lookups not yet answered: gathered for a batch, queued, or sent (a batch's slot counts once). */
   get inFlight(): number {
-    return this.active + this.queue.length;
+    return this.active + this.queued + this.gathered.length;
   }
 
-  private start(taskId: string, final = false): Promise<Result> {
-    if (this.queue.length >= this.options.maxQueue) {
+  /** Send the gathered lookups now rather than at the end of their window (shutdown, idle()). */
+  flush(): void {
+    if (this.gatherTimer !== undefined) clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
+    const lookups = this.gathered;
+    if (lookups.length === 0) return;
+    this.gathered = [];
+    for (const cluster of clusters(lookups)) {
+      if (cluster.length === 1) this.schedule(this.getTaskJob(cluster[0]!));
+      else this.schedule(this.batchJob(cluster));
+    }
+  }
+
+  private start(taskId: string, final: boolean, hint: LookupHint | undefined): Promise<Result> {
+    if (this.queued + this.gathered.length >= this.options.maxQueue) {
       this.onFailure('overloaded', taskId);
       return Promise.resolve(undefined);
     }
+    let lookup!: Lookup;
     const p = new Promise<Result>((resolve) => {
-      const run = () => {
-        this.active++;
-        this.fetch(taskId).then(
-          (record) => {
-            // A final lookup is consumed at once; only first-sight lookups wait in the cache for the task's end.
-            if (record && !final) this.remember(taskId, record);
-            resolve(record);
-          },
-          () => resolve(undefined),
-        ).finally(() => {
-          this.active--;
+      lookup = {
+        taskId,
+        hint: hint !== undefined && Number.isFinite(hint.at) ? hint : undefined,
+        settle: (record) => {
           // Only this lookup's own entry: a caller woken by it may already have started the next one for this task.
           if (this.pending.get(taskId) === p) this.pending.delete(taskId);
-          this.queue.shift()?.();
-        });
+          // A final lookup is consumed at once; only first-sight lookups wait in the cache for the task's end.
+          if (record && !final) this.remember(taskId, record);
+          resolve(record);
+        },
       };
-      if (this.active < this.options.concurrency) run();
-      else this.queue.push(run);
     });
     this.pending.set(taskId, p);
+    if (lookup.hint !== undefined && this.windowMs > 0) {
+      this.gathered.push(lookup);
+      // A full batch gains nothing by waiting (and a burst must not hold maxQueue lookups for a whole window).
+      if (this.gathered.length >= BATCH_MAX_TASKS) this.flush();
+      else this.gatherTimer ??= setTimeout(() => this.flush(), this.windowMs);
+    } else {
+      this.schedule(this.getTaskJob(lookup));
+    }
     return p;
+  }
+
+  /** Run a job now if a slot is free, else queue it. */
+  private schedule(job: Job): void {
+    if (this.active < this.options.concurrency) {
+      this.runJob(job);
+      return;
+    }
+    this.queued += job.lookups;
+    this.queue.push(job);
+  }
+
+  /** Jobs that waited already (fallbacks): free slots first, then ahead of the queue, in their order. */
+  private scheduleFirst(jobs: Job[]): void {
+    let i = 0;
+    while (i < jobs.length && this.active < this.options.concurrency) this.runJob(jobs[i++]!);
+    const rest = jobs.slice(i);
+    for (const job of rest) this.queued += job.lookups;
+    this.queue.unshift(...rest);
+  }
+
+  private runJob(job: Job): void {
+    this.active++;
+    job
+      .run()
+      .catch(() => undefined)
+      .finally(() => {
+        this.active--;
+        const next = this.queue.shift();
+        if (next) {
+          this.queued -= next.lookups;
+          this.runJob(next);
+        }
+      });
+  }
+
+  private getTaskJob(lookup: Lookup): Job {
+    return {
+      lookups: 1,
+      run: () =>
+        this.fetch(lookup.taskId).then(
+          (record) => lookup.settle(record),
+          () => lookup.settle(undefined),
+        ),
+    };
+  }
+
+  /**
+   * One listTasks for a cluster; every task the answer lacks (its time changed by a retry or a resume, a page too
+   * small for the window, a failed or refused answer) falls back to its own getTask, which alone may count a failure.
+   */
+  private batchJob(lookups: Lookup[]): Job {
+    return {
+      lookups: lookups.length,
+      run: async () => {
+        const page = await this.list(lookups);
+        const missing: Lookup[] = [];
+        if (page === undefined) missing.push(...lookups);
+        else {
+          // Only the records asked for are read (and slimmed); the rest of the answer is dropped with it.
+          const found = new Map<string, TaskRecord>();
+          const wanted = new Set(lookups.map((l) => l.taskId));
+          for (const r of page.tasks) if (wanted.has(r.id)) found.set(r.id, r);
+          for (const l of lookups) {
+            const r = found.get(l.taskId);
+            if (r === undefined) missing.push(l);
+            else l.settle(slim(r));
+          }
+        }
+        // Each fallback takes a slot of its own (this job still holds one), ahead of lookups that came later.
+        this.scheduleFirst(missing.map((l) => this.getTaskJob(l)));
+      },
+    };
+  }
+
+  private async list(lookups: Lookup[]): Promise<TaskPage | undefined> {
+    const by = lookups[0]!.hint!.by;
+    let from = Infinity;
+    let to = -Infinity;
+    for (const l of lookups) {
+      from = Math.min(from, l.hint!.at);
+      to = Math.max(to, l.hint!.at);
+    }
+    // Mastra's stores compare fromDate inclusively and toDate exclusively, at ms precision (ISO strings in LibSQL,
+    // timestamps in PostgreSQL, Dates in memory): the window ends 1 ms after its last task.
+    const query: TaskQuery = { dateFilterBy: by, fromDate: new Date(from), toDate: new Date(to + 1), orderBy: by, orderDirection: 'asc', page: 0, perPage: BATCH_MAX_TASKS };
+    const listTasks = this.source.listTasks!;
+    try {
+      return await (listTasks.length >= 2 ? this.source.listTasks!(query, AbortSignal.timeout(this.options.timeoutMs)) : this.source.listTasks!(query));
+    } catch {
+      // Not counted: each task's own getTask follows, and counts a failure only if it fails too.
+      return undefined;
+    }
   }
 
   private async fetch(taskId: string): Promise<Result> {
@@ -136,6 +304,27 @@ export class Enricher {
     this.cache.set(taskId, record);
     if (this.cache.size > this.options.cacheSize) this.cache.delete(this.cache.keys().next().value as string);
   }
+}
+
+/**
+ * Gathered lookups as listTasks windows: by field, in time order, a new cluster where the span would pass
+ * BATCH_MAX_SPAN_MS or the size BATCH_MAX_TASKS. A cluster of one is a getTask.
+ */
+function clusters(lookups: Lookup[]): Lookup[][] {
+  const out: Lookup[][] = [];
+  for (const by of ['startedAt', 'completedAt'] as const) {
+    const group = lookups.filter((l) => l.hint!.by === by).sort((a, b) => a.hint!.at - b.hint!.at);
+    let current: Lookup[] = [];
+    for (const l of group) {
+      if (current.length > 0 && (current.length >= BATCH_MAX_TASKS || l.hint!.at - current[0]!.hint!.at > BATCH_MAX_SPAN_MS)) {
+        out.push(current);
+        current = [];
+      }
+      current.push(l);
+    }
+    if (current.length > 0) out.push(current);
+  }
+  return out;
 }
 
 /** The fields enrichment reads (tracker.enrich, completeWithRecord): no payloads (args, result, suspendPayload, error). */

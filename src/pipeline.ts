@@ -82,6 +82,8 @@ export class Pipeline {
 
   /** Resolves when every finished task seen so far has its span and terminal count. */
   async idle(): Promise<void> {
+    // Lookups gathered for a batch go now: whoever waits for idle (shutdown, a test) should not wait out the window.
+    this.deps.enricher.flush();
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
@@ -133,8 +135,11 @@ export class Pipeline {
         } else {
           const taskId = t.task.taskId;
           this.notify(t);
+          // The start as the stream carried it (the stored startedAt: a first `running`, or the resume time of a first
+          // `resumed`) lets the lookup share one listTasks window with other tasks that started close by.
+          const at = t.task.startedAt ?? t.task.lastResumedAt;
           void enricher
-            .lookup(taskId)
+            .lookup(taskId, at !== undefined ? { by: 'startedAt', at } : undefined)
             .then((r) => {
               if (r) for (const x of tracker.enrich(taskId, r)) this.transition(x);
               this.notifyLookedUp(taskId);
@@ -210,7 +215,7 @@ export class Pipeline {
 
   /** `known`: the record already settled (possibly undefined: none), or NEEDS_LOOKUP to ask the enricher. */
   private async finish(task: FinishedTask, known: TaskRecord | undefined | typeof NEEDS_LOOKUP): Promise<void> {
-    const record = known === NEEDS_LOOKUP ? await this.deps.enricher.forFinished(task.taskId, mayBeStale) : known;
+    const record = known === NEEDS_LOOKUP ? await this.deps.enricher.forFinished(task.taskId, mayBeStale, { by: 'completedAt', at: task.completedAt }) : known;
     const where = this.deps.placement.immediate(task);
     if (where !== undefined) {
       this.complete(task, record, where);

@@ -29,8 +29,8 @@ export function trackerOptions(config: BridgeConfig): Partial<TrackerOptions> {
 }
 
 export interface PipelineParts {
-  /** Where lookups go (getTask for enrichment, stored traces for placement). */
-  source: Pick<TaskSource, 'getTask' | 'findToolCallSpan'>;
+  /** Where lookups go (getTask and listTasks windows for enrichment, stored traces for placement). */
+  source: Pick<TaskSource, 'getTask' | 'findToolCallSpan'> & Partial<Pick<TaskSource, 'listTasks'>>;
   metrics: BridgeMetrics;
   tracing: Tracing;
   logger: Logger;
