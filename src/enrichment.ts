@@ -80,6 +80,9 @@ export class Enricher {
   private gatherTimer: ReturnType<typeof setTimeout> | undefined;
   private active = 0;
   private readonly windowMs: number;
+  // Tasks a batch asks for: halved when an answer is refused as too large (records carry their args and results,
+  // and source.maxResponseBytes caps an answer), grown back by one per batch answered whole.
+  private batchLimit = BATCH_MAX_TASKS;
 
   constructor(
     private readonly source: Pick<TaskSource, 'getTask'> & Partial<Pick<TaskSource, 'listTasks'>>,
@@ -151,7 +154,7 @@ export class Enricher {
     const lookups = this.gathered;
     if (lookups.length === 0) return;
     this.gathered = [];
-    for (const cluster of clusters(lookups)) {
+    for (const cluster of clusters(lookups, this.batchLimit)) {
       if (cluster.length === 1) this.schedule(this.getTaskJob(cluster[0]!));
       else this.schedule(this.batchJob(cluster));
     }
@@ -274,8 +277,11 @@ export class Enricher {
     const query: TaskQuery = { dateFilterBy: by, fromDate: new Date(from), toDate: new Date(to + 1), orderBy: by, orderDirection: 'asc', page: 0, perPage: BATCH_MAX_TASKS };
     const listTasks = this.source.listTasks!;
     try {
-      return await (listTasks.length >= 2 ? this.source.listTasks!(query, AbortSignal.timeout(this.options.timeoutMs)) : this.source.listTasks!(query));
-    } catch {
+      const page = await (listTasks.length >= 2 ? this.source.listTasks!(query, AbortSignal.timeout(this.options.timeoutMs)) : this.source.listTasks!(query));
+      this.batchLimit = Math.min(BATCH_MAX_TASKS, this.batchLimit + 1);
+      return page;
+    } catch (error) {
+      if (error instanceof SourceError && error.refused === 'too_large') this.batchLimit = Math.max(1, Math.floor(lookups.length / 2));
       // Not counted: each task's own getTask follows, and counts a failure only if it fails too.
       return undefined;
     }
@@ -308,15 +314,15 @@ export class Enricher {
 
 /**
  * Gathered lookups as listTasks windows: by field, in time order, a new cluster where the span would pass
- * BATCH_MAX_SPAN_MS or the size BATCH_MAX_TASKS. A cluster of one is a getTask.
+ * BATCH_MAX_SPAN_MS or the size `limit` (at most BATCH_MAX_TASKS). A cluster of one is a getTask.
  */
-function clusters(lookups: Lookup[]): Lookup[][] {
+function clusters(lookups: Lookup[], limit: number): Lookup[][] {
   const out: Lookup[][] = [];
   for (const by of ['startedAt', 'completedAt'] as const) {
     const group = lookups.filter((l) => l.hint!.by === by).sort((a, b) => a.hint!.at - b.hint!.at);
     let current: Lookup[] = [];
     for (const l of group) {
-      if (current.length > 0 && (current.length >= BATCH_MAX_TASKS || l.hint!.at - current[0]!.hint!.at > BATCH_MAX_SPAN_MS)) {
+      if (current.length > 0 && (current.length >= limit || l.hint!.at - current[0]!.hint!.at > BATCH_MAX_SPAN_MS)) {
         out.push(current);
         current = [];
       }

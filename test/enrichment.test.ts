@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { waitFor } from './support/poll.js';
 import { BATCH_MAX_SPAN_MS, DEFAULT_ENRICHMENT, Enricher, NEEDS_LOOKUP } from '../src/enrichment.js';
 import type { TaskRecord } from '../src/events.js';
-import type { TaskPage, TaskQuery } from '../src/sources/types.js';
+import { SourceError, type TaskPage, type TaskQuery } from '../src/sources/types.js';
 
 function deferredSource() {
   const calls: { id: string; resolve: (r: TaskRecord | null) => void }[] = [];
@@ -224,6 +224,23 @@ describe('Enricher batches', () => {
     expect(source.lists).toHaveLength(1);
     source.lists[0]!.resolve({ tasks: [stored('a', T0), stored('b', T0 + 1)], total: 2, invalid: 0 });
     expect((await Promise.all([a, b])).map((r) => r?.id)).toEqual(['a', 'b']);
+  });
+
+  it('an answer refused as too large halves the next batches (records carry payloads; the answer size is capped)', async () => {
+    const source = batchSource();
+    const enricher = new Enricher(source, gathering, () => undefined);
+    const ask = (ids: string[]) => ids.map((id, i) => enricher.lookup(id, { by: 'startedAt', at: T0 + i }));
+    const first = ask(['a', 'b', 'c', 'd']);
+    enricher.flush();
+    source.lists[0]!.reject(new SourceError('answered more than source.maxResponseBytes', 'bad_response', { refused: 'too_large' }));
+    await settle();
+    for (const g of source.gets) g.resolve(stored(g.id, T0));
+    await Promise.all(first);
+    const second = ask(['e', 'f', 'g', 'h']);
+    enricher.flush();
+    expect(source.lists.slice(1).map((l) => l.query.toDate!.getTime() - l.query.fromDate!.getTime())).toEqual([2, 2]); // two windows of two
+    for (const l of source.lists.slice(1)) l.resolve({ tasks: ['e', 'f', 'g', 'h'].map((id, i) => stored(id, T0 + i)), total: 4, invalid: 0 });
+    expect((await Promise.all(second)).map((r) => r?.id)).toEqual(['e', 'f', 'g', 'h']);
   });
 
   it('splits a window by field and where its span would pass the bound; a window flushes by itself after batchWindowMs', async () => {
