@@ -171,7 +171,7 @@ export class Enricher {
         taskId,
         hint: hint !== undefined && Number.isFinite(hint.at) ? hint : undefined,
         settle: (record) => {
-          // Only this lookup's own entry: a caller woken by it may already have started the next one for this task.
+          // Removed before the callers wake: one that finds the record stale starts the next lookup for this task.
           if (this.pending.get(taskId) === p) this.pending.delete(taskId);
           // A final lookup is consumed at once; only first-sight lookups wait in the cache for the task's end.
           if (record && !final) this.remember(taskId, record);
