@@ -17,8 +17,18 @@ import type { SourceSession } from './source-session.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './sources/types.js';
 import { LogThrottle } from './log-throttle.js';
 
-/** Every address of a host name (A and AAAA), through the system resolver (hosts file, DNS). */
+/**
+ * Every address of a host name (A and AAAA), through the system resolver (hosts file, DNS). Rejects with `code`
+ * ENOTFOUND or ENODATA when the name has no addresses (its servers are then dropped), any other error when the lookup
+ * itself failed (they are kept).
+ */
 export type Resolver = (hostname: string) => Promise<string[]>;
+
+/** A lookup's answer that the name has no addresses now (NXDOMAIN, or no A/AAAA record), not that the lookup failed. */
+function noAddresses(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ENOTFOUND' || code === 'ENODATA';
+}
 
 export const systemResolver: Resolver = async (hostname) => (await lookup(hostname, { all: true, verbatim: true })).map((a) => a.address);
 
@@ -111,7 +121,12 @@ export class Fleet implements TaskSource {
     await Promise.all([...this.members.values()].map((m) => m.session.stop()));
   }
 
-  /** Resolve every discovered name now; add new addresses, drop gone ones. A failed lookup keeps what was there. */
+  /**
+   * Resolve every discovered name now; add new addresses, drop gone ones. A name that does not exist or has no
+   * addresses (ENOTFOUND, ENODATA) has no servers now: its servers are dropped, as Prometheus' dns_sd does (a
+   * Kubernetes headless Service with no ready pod answers so). Any other failure (EAI_AGAIN, ETIMEOUT, the resolver
+   * refusing, …) says nothing about the replicas: the servers found before are kept.
+   */
   refresh(): Promise<void> {
     this.refreshing ??= this.doRefresh().finally(() => {
       this.refreshing = undefined;
@@ -128,6 +143,10 @@ export class Fleet implements TaskSource {
       try {
         addresses = await resolve(d.hostname);
       } catch (error) {
+        if (noAddresses(error)) {
+          if (this.resolveFailureLog.take()) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: the Mastra name has no addresses; following none of its servers until it has');
+          continue;
+        }
         // Keep following the last known addresses: a DNS hiccup must not drop every replica.
         for (const m of this.members.values()) if (m.url.startsWith(`${d.template.protocol}//`)) keep.add(m.url);
         if (this.resolveFailureLog.take()) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: resolving the Mastra name failed; keeping the servers found before');

@@ -274,4 +274,45 @@ describe('Fleet', () => {
     expect(fleet.multi).toBe(true);
     await fleet.stop();
   });
+
+  // As Node's dns answers: lookup() turns EAI_NONAME/EAI_NODATA into ENOTFOUND; the dns.resolve* calls say ENODATA.
+  const lookupFailures: [code: string | undefined, outcome: 'dropped' | 'kept'][] = [
+    ['ENOTFOUND', 'dropped'],
+    ['ENODATA', 'dropped'],
+    ['EAI_AGAIN', 'kept'],
+    ['ETIMEOUT', 'kept'],
+    ['ECONNREFUSED', 'kept'],
+    ['ESERVFAIL', 'kept'],
+    [undefined, 'kept'],
+  ];
+  for (const [code, outcome] of lookupFailures) {
+    it(`discovery: a lookup failing with ${code ?? 'no code'} leaves the servers ${outcome}`, async () => {
+      const store = [record('t1')];
+      const servers = [new FakeServer('http://10.0.0.1:4111', store), new FakeServer('http://10.0.0.2:4111', store)];
+      let answer: string[] | Error = ['10.0.0.1', '10.0.0.2'];
+      const { fleet, dropped } = fleetOf(servers, {
+        discover: () => {
+          if (answer instanceof Error) throw answer;
+          return answer;
+        },
+      });
+      fleet.start();
+      await waitFor(() => fleet.list().length === 2);
+      answer = Object.assign(new Error(`getaddrinfo ${code ?? 'failed'} mastra`), code === undefined ? {} : { code, hostname: 'mastra' });
+      await fleet.refresh();
+      if (outcome === 'dropped') {
+        expect(fleet.list()).toEqual([]);
+        expect(dropped.sort()).toEqual(['10.0.0.1:4111', '10.0.0.2:4111']);
+        await expect(fleet.getTask('t1')).rejects.toThrow(/no Mastra server/);
+      } else {
+        expect(fleet.list().map((m) => m.key).sort()).toEqual(['10.0.0.1:4111', '10.0.0.2:4111']);
+        expect(dropped).toEqual([]);
+      }
+      // The name has addresses again: followed again either way.
+      answer = ['10.0.0.2'];
+      await fleet.refresh();
+      expect(fleet.list().map((m) => m.key)).toEqual(['10.0.0.2:4111']);
+      await fleet.stop();
+    });
+  }
 });
