@@ -339,11 +339,11 @@ export class Fleet implements TaskSource {
     return out;
   }
 
-  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
+  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal, startedAt?: number): Promise<SpanRef | null | undefined> {
     const groups = this.route();
     let answer: SpanRef | null | undefined;
     for (const group of groups) {
-      const r = await this.first(group, (s) => s.findToolCallSpan(runId, toolCallId, signal)).catch(() => null);
+      const r = await this.first(group, (s) => s.findToolCallSpan(runId, toolCallId, signal, startedAt)).catch(() => null);
       if (r) return r;
       if (r === null) answer = null;
     }
