@@ -19,15 +19,19 @@
 //
 // A completedAt further ahead of the bridge clock than `futureToleranceMs` (a wrong clock upstream, a hostile record)
 // never moves the scan cursor: one task dated 2999 would make every later scan start in 2999 and find nothing. Such a
-// record is still applied (its task still ends), counted once per task and logged sparingly; a cursor or start
-// point beyond that tolerance (a scanFrom given from outside, a clock set back) is pulled back to now.
+// record is applied once (a task that ended unseen still gets its one span and count, as any terminal record does),
+// counted once per task and logged sparingly. The scan has no upper date, so the record comes back on every pass:
+// its id is remembered (bounded) and a finished one is never applied again, since the tracker forgets finished ids
+// after its dedupe window and would finish it a second time. A cursor or start point beyond that tolerance (a scanFrom
+// given from outside, a clock set back) is pulled back to now.
 
 import type { Logger } from 'pino';
-import type { TaskRecord, TaskStatus } from './events.js';
+import { type TaskRecord, type TaskStatus, finalStatusOf } from './events.js';
 import type { BridgeMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { TaskQuery, TaskSource } from './sources/types.js';
 import type { TaskTracker } from './tracker.js';
+import { FifoMap } from './fifo-map.js';
 import { LogThrottle } from './log-throttle.js';
 
 export interface ReconcileOptions {
@@ -52,7 +56,11 @@ export const DEFAULT_RECONCILE: ReconcileOptions = {
   futureToleranceMs: 5 * 60_000,
 };
 const iso = (ms: number): string => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
-/** Future-dated task ids remembered, so that one record read again on every pass is counted once. */
+/**
+ * Future-dated task ids remembered (at least): one record read again on every pass is counted and applied once. The
+ * store keeps at least one pass's worth of records (perPage × maxPages), and an id is renewed each time it is read, so
+ * ids the scan keeps returning are the last to be dropped.
+ */
 const FUTURE_IDS_KEPT = 1_000;
 
 /** The lag limit for a tracker that remembers finished ids for `dedupeWindowMs`: a minute of margin below it. */
@@ -89,7 +97,8 @@ export class Reconciler {
   private queued: Promise<void> | undefined;
   private readonly startedAt: number;
   private readonly skipLog = new LogThrottle(1, 20);
-  private readonly futureIds = new Set<string>();
+  /** Future-dated task id → whether a finished record of it was applied (then it is never applied again). */
+  private readonly futureIds: FifoMap<string, boolean>;
 
   constructor(
     private readonly deps: ReconcilerDeps,
@@ -97,6 +106,7 @@ export class Reconciler {
   ) {
     this.cursor = deps.scanFrom;
     this.startedAt = deps.now();
+    this.futureIds = new FifoMap(Math.max(FUTURE_IDS_KEPT, options.perPage * options.maxPages));
   }
 
   /** Pending tasks by agent and tool, as of the last pass. */
@@ -236,8 +246,9 @@ export class Reconciler {
     let result = await pages.next();
     while (!result.done) {
       for (const record of result.value) {
-        if (record.completedAt !== undefined && record.completedAt > limit) this.futureDated(record, limit);
-        else if (record.completedAt !== undefined && record.completedAt > latest) latest = record.completedAt;
+        if (record.completedAt !== undefined && record.completedAt > limit) {
+          if (this.futureDated(record, limit)) continue;
+        } else if (record.completedAt !== undefined && record.completedAt > latest) latest = record.completedAt;
         this.apply(record);
       }
       result = await pages.next();
@@ -247,17 +258,21 @@ export class Reconciler {
     this.resumeAt = complete ? undefined : Math.max(from, latest);
   }
 
-  private futureDated(record: TaskRecord, limit: number): void {
-    if (this.futureIds.has(record.id)) return;
-    this.futureIds.add(record.id);
-    if (this.futureIds.size > FUTURE_IDS_KEPT) this.futureIds.delete(this.futureIds.values().next().value!);
+  /** Notes a record completed too far ahead; returns true when it was applied as finished before (skip it). */
+  private futureDated(record: TaskRecord, limit: number): boolean {
+    const known = this.futureIds.get(record.id);
+    const finished = finalStatusOf(record) !== undefined;
+    this.futureIds.set(record.id, known === true || finished);
+    if (known === true) return true;
+    if (known !== undefined) return false;
     this.deps.metrics.futureTimestamp('reconcile');
     if (this.futureLog.take()) {
       this.deps.logger.warn(
         { taskId: record.id, completedAt: iso(record.completedAt!), limit: iso(limit) },
-        'stored task completed in the future (clock skew or a bad record): applied, but it does not move the completed-task scan',
+        'stored task completed in the future (clock skew or a bad record): applied once, but it does not move the completed-task scan',
       );
     }
+    return false;
   }
 
   private readonly futureLog = new LogThrottle();

@@ -4,6 +4,8 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
@@ -13,6 +15,7 @@ import { TaskTracker } from '../src/tracker.js';
 import type { TaskRecord } from '../src/events.js';
 import type { FinishedTask } from '../src/tracker.js';
 import type { SourceSink, TaskPage, TaskQuery, TaskSource } from '../src/sources/types.js';
+import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import { scrape, total } from './support/metrics-text.js';
 import { waitFor } from './support/poll.js';
 
@@ -159,6 +162,69 @@ describe('reconciliation', () => {
     expect(total(await scrape(bridge.app), 'mastra_task_bridge_reconcile_failures_total')).toBeGreaterThanOrEqual(1);
     fail = false;
     expect((await bridge.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+});
+
+describe('a future-dated stored task (completedAt in 2999) read back on every pass', () => {
+  let bridge: BridgeHandle | undefined;
+  afterEach(async () => {
+    await bridge?.close();
+    bridge = undefined;
+  });
+
+  function memoryTracing(exporter: InMemorySpanExporter): Tracing {
+    const ids = new PresetIdGenerator();
+    const provider = new NodeTracerProvider({ idGenerator: ids, spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    return { tracer: provider.getTracer('test'), ids, exporting: true, forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
+  }
+
+  // Every scan asks for completedAt >= its cursor with no upper end, so such a record comes back on every pass. Once
+  // the tracker's dedupe window for the finished task has passed, applying it again would finish it a second time.
+  it('gets one span and one terminal count, however long the passes go on (past the dedupe window)', async () => {
+    let clock = T0;
+    const source = new StoreSource();
+    const exporter = new InMemorySpanExporter();
+    const future = Date.UTC(2999, 0, 1);
+    const finished: string[] = [];
+    // One finished unseen (stored only), one finished on the stream: both are read back by every scan.
+    source.records.set('stored', record('stored', 'completed', { startedAt: T0 - 500, completedAt: future }));
+    bridge = startBridge({
+      source,
+      logger: silent,
+      now: () => clock,
+      sinks: [{ finished: (t) => void finished.push(`${t.taskId} ${t.origin}`) }],
+      tracing: memoryTracing(exporter),
+      // Passes run when the test asks (reconcileNow), on the clock it moves.
+      config: { metrics: { defaultMetrics: false }, enrichment: { enabled: false }, reconcile: { intervalSeconds: 86_400 } },
+    });
+    const streamed = { taskId: 'streamed', toolName: 'research_topic', toolCallId: 'call-streamed', agentId: 'research-agent', runId: 'run-streamed' };
+    await waitFor(() => source.sink !== undefined, { message: 'the source runs' });
+    source.sink!.chunk({ type: 'background-task-running', payload: { ...streamed, startedAt: new Date(T0 - 500), args: {} } });
+    source.sink!.chunk({ type: 'background-task-failed', payload: { ...streamed, completedAt: new Date(future), error: { message: 'x' } } });
+    await bridge.whenReady(5_000);
+    await bridge.idle(); // the stream's events are handled (they come first, as in life)
+    source.records.set('streamed', record('streamed', 'failed', { startedAt: T0 - 500, completedAt: future, error: { message: 'x' } }));
+    const scans = () => source.listCalls.filter((q) => q.dateFilterBy === 'completedAt').length;
+    // 40 minutes of passes a minute apart, pruning finished ids as the bridge's timer does.
+    for (let minute = 0; minute <= 40; minute++) {
+      clock = T0 + minute * 60_000;
+      bridge.tracker.prune(clock);
+      const before = scans();
+      await bridge.reconcileNow();
+      expect(scans()).toBe(before + 1); // each pass scans, and a scan with no upper date reads both back
+    }
+    await bridge.idle();
+    expect(finished).toEqual(['stored reconciled', 'streamed event']);
+    const spans = exporter.getFinishedSpans();
+    expect(spans.filter((s) => s.attributes['mastra.background_task.id'] === 'stored')).toHaveLength(1);
+    expect(spans.filter((s) => s.attributes['mastra.background_task.id'] === 'streamed')).toHaveLength(1);
+    const s = await scrape(bridge.app);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'completed' })).toBe(1);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'failed' })).toBe(1);
+    expect(total(s, 'mastra_task_bridge_reconciled_total', { status: 'completed' })).toBe(1); // applied once
+    expect(total(s, 'mastra_task_bridge_reconciled_total', { status: 'failed' })).toBe(0); // the stream had it
+    expect(total(s, 'mastra_task_bridge_future_timestamps_total', { where: 'reconcile' })).toBe(2); // once per task
+    expect(bridge.tracker.tombstoneCount).toBe(0); // the dedupe window has long passed: only the reconciler remembers
   });
 });
 
