@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     host: '127.0.0.1',
     port: 0,
     rate: 0,
-    storageUrl: `file:${join(dir, 'mastra.db')}`,
+    storageUrl: process.env['BENCH_STORAGE_URL'] || `file:${join(dir, 'mastra.db')}`,
     ...(otlp ? { otlpEndpoint: otlp } : {}),
     // Mastra's default batch wait (the demo's own default is 100 ms, for quick tests).
     storageBatchWaitMs: 5_000,
