@@ -66,7 +66,11 @@ export class PlacementResolver {
     private readonly now: () => number = Date.now,
     /** Injected by tests (a fake clock); by default a timer, cleared when the bridge closes. */
     private readonly sleep?: (ms: number) => Promise<void>,
-  ) {}
+  ) {
+    options.closing?.addEventListener('abort', () => {
+      for (const wake of [...this.waiting]) wake();
+    }, { once: true });
+  }
 
   /** The placement when it needs no lookup (mode run/none, or auto while paused), else undefined: call resolve(). */
   immediate(task: { taskId: string; runId: string }): Placement | undefined {
@@ -101,14 +105,17 @@ export class PlacementResolver {
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        closing?.removeEventListener('abort', done);
+        this.waiting.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      closing?.addEventListener('abort', done, { once: true });
+      this.waiting.add(done);
     });
     return !closing?.aborted;
   }
+
+  /** Tasks sleeping until their next lookup; woken all at once by one listener on the closing signal. */
+  private readonly waiting = new Set<() => void>();
 
   /** How long the first lookup waits after a task's start, as learned so far (ms). */
   get firstLookupDelayMs(): number {
