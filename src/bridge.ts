@@ -235,8 +235,10 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   const enrichFailureLog = new LogThrottle();
   // The task API shows each task's span ids: exact for spans written, derived for open tasks.
   const spanIndex = new SpanIndex({ maxEntries: config.tracker.maxFinishedIds, mode: config.traces.parent, isOpen: (id) => tracker.get(id) !== undefined });
+  const abort = new AbortController();
   const { pipeline } = wirePipeline(config, {
     source,
+    closing: abort.signal,
     // Several streams may carry the same events (replicas sharing a pubsub): merge them (stream-merge.ts).
     ...(fleet.multi ? { merge: new StreamMerge(config.tracker.maxOpenTasks) } : {}),
     tracker,
@@ -272,7 +274,6 @@ export function startBridge(options: StartBridgeOptions): BridgeHandle {
   );
   const rec = reconciler;
 
-  const abort = new AbortController();
   const readyWaiters = new Set<() => void>();
   function newSession(key: string, src: TaskSource): SourceSession {
     metrics.sourceUp(key, false);

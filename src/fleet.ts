@@ -6,8 +6,9 @@
 // and routing lookups. Stores: replicas that share one store answer listTasks alike, so the fleet groups servers by
 // store (a server's oldest task ids, compared with a member of each known group when it connects) and sends each
 // listTasks to one healthy server per group: N replicas on one store cost one reconciliation, not N. getTask and trace
-// lookups go to a connected server of each group in turn (the next one when it fails). Must not: parse events or keep
-// task state.
+// lookups go to a connected server of each group in turn (the next one when it fails). A server whose store was empty
+// when it connected is in its group only tentatively: it is asked as a store of its own until proven (route()), never
+// in place of the group's proven servers. Must not: parse events or keep task state.
 
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
@@ -16,8 +17,18 @@ import type { SourceSession } from './source-session.js';
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './sources/types.js';
 import { LogThrottle } from './log-throttle.js';
 
-/** Every address of a host name (A and AAAA), through the system resolver (hosts file, DNS). */
+/**
+ * Every address of a host name (A and AAAA), through the system resolver (hosts file, DNS). Rejects with `code`
+ * ENOTFOUND or ENODATA when the name has no addresses (its servers are then dropped), any other error when the lookup
+ * itself failed (they are kept).
+ */
 export type Resolver = (hostname: string) => Promise<string[]>;
+
+/** A lookup's answer that the name has no addresses now (NXDOMAIN, or no A/AAAA record), not that the lookup failed. */
+function noAddresses(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ENOTFOUND' || code === 'ENODATA';
+}
 
 export const systemResolver: Resolver = async (hostname) => (await lookup(hostname, { all: true, verbatim: true })).map((a) => a.address);
 
@@ -110,7 +121,12 @@ export class Fleet implements TaskSource {
     await Promise.all([...this.members.values()].map((m) => m.session.stop()));
   }
 
-  /** Resolve every discovered name now; add new addresses, drop gone ones. A failed lookup keeps what was there. */
+  /**
+   * Resolve every discovered name now; add new addresses, drop gone ones. A name that does not exist or has no
+   * addresses (ENOTFOUND, ENODATA) has no servers now: its servers are dropped, as Prometheus' dns_sd does (a
+   * Kubernetes headless Service with no ready pod answers so). Any other failure (EAI_AGAIN, ETIMEOUT, the resolver
+   * refusing, …) says nothing about the replicas: the servers found before are kept.
+   */
   refresh(): Promise<void> {
     this.refreshing ??= this.doRefresh().finally(() => {
       this.refreshing = undefined;
@@ -127,6 +143,10 @@ export class Fleet implements TaskSource {
       try {
         addresses = await resolve(d.hostname);
       } catch (error) {
+        if (noAddresses(error)) {
+          if (this.resolveFailureLog.take()) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: the Mastra name has no addresses; following none of its servers until it has');
+          continue;
+        }
         // Keep following the last known addresses: a DNS hiccup must not drop every replica.
         for (const m of this.members.values()) if (m.url.startsWith(`${d.template.protocol}//`)) keep.add(m.url);
         if (this.resolveFailureLog.take()) this.options.logger.warn({ err: error, name: d.hostname }, 'discovery: resolving the Mastra name failed; keeping the servers found before');
@@ -237,9 +257,24 @@ export class Fleet implements TaskSource {
     return [...by.entries()].sort((a, b) => a[0] - b[0]);
   }
 
-  /** One member list per store, healthy ones first; before any is placed, every member as one group. */
+  /**
+   * Where lookups go: one list per store group of its proven members (connected first), and every tentative member as
+   * a store of its own; before any is placed, every member as one group. A tentative member's store was empty (or could
+   * not be compared) when it connected, so its group is a guess: two replicas on separate stores that were both empty
+   * at connect share one. Letting it answer for the group would take its empty store's "not found" for the busy
+   * replica's store (whose running tasks would look vanished, and reconciliation would finish them as failed); leaving
+   * it out would miss its own tasks. So it is asked as well, never instead: a task is missing only when every store
+   * says so, and a store that cannot answer fails the lookup (it may hold the task). When the guess was right (one
+   * shared store), the same records come back twice; listTasks drops the repeats by id, and the next settle() merges
+   * the member into its group once the store has tasks to compare.
+   */
   private route(): FleetMember[][] {
-    const g = this.groups().map(([, ms]) => ms);
+    const g: FleetMember[][] = [];
+    for (const [, ms] of this.groups()) {
+      const proven = ms.filter((m) => !m.tentative);
+      if (proven.length > 0) g.push(proven);
+      for (const m of ms) if (m.tentative) g.push([m]);
+    }
     if (g.length > 0) return g;
     const all = [...this.members.values()].sort((a, b) => Number(b.session.isConnected) - Number(a.session.isConnected));
     return all.length > 0 ? [all] : [];
@@ -287,20 +322,28 @@ export class Fleet implements TaskSource {
     if (groups.length === 0) throw new SourceError('no Mastra server to ask', 'unavailable');
     if (groups.length === 1) return this.first(groups[0]!, (s) => s.listTasks(query, signal));
     const out: TaskPage = { tasks: [], total: 0, invalid: 0 };
+    // Ids are unique per store: a repeat is a tentative member answering for a store already asked (see route()).
+    const seen = new Set<string>();
     for (const group of groups) {
       const page = await this.first(group, (s) => s.listTasks(query, signal));
-      out.tasks.push(...page.tasks);
       out.total += page.total;
       out.invalid += page.invalid;
+      for (const t of page.tasks) {
+        if (seen.has(t.id)) out.total--;
+        else {
+          seen.add(t.id);
+          out.tasks.push(t);
+        }
+      }
     }
     return out;
   }
 
-  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
+  async findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal, startedAt?: number): Promise<SpanRef | null | undefined> {
     const groups = this.route();
     let answer: SpanRef | null | undefined;
     for (const group of groups) {
-      const r = await this.first(group, (s) => s.findToolCallSpan(runId, toolCallId, signal)).catch(() => null);
+      const r = await this.first(group, (s) => s.findToolCallSpan(runId, toolCallId, signal, startedAt)).catch(() => null);
       if (r) return r;
       if (r === null) answer = null;
     }

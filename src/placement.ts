@@ -20,6 +20,11 @@ export interface PlacementOptions {
   attempts: number;
   retryDelayMs: number;
   timeoutMs: number;
+  /**
+   * Aborted when the bridge closes: every wait ends and the task is placed by its fallback at once, so its span is
+   * written before the final flush (a span still waiting at exit would be lost, and counted again after a restart).
+   */
+  closing?: AbortSignal;
 }
 
 export const DEFAULT_PLACEMENT: PlacementOptions = { mode: 'auto', attempts: 6, retryDelayMs: 250, timeoutMs: 5_000 };
@@ -59,12 +64,17 @@ export class PlacementResolver {
     private readonly source: Pick<TaskSource, 'findToolCallSpan'>,
     private readonly options: PlacementOptions,
     private readonly now: () => number = Date.now,
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
-  ) {}
+    /** Injected by tests (a fake clock); by default a timer, cleared when the bridge closes. */
+    private readonly sleep?: (ms: number) => Promise<void>,
+  ) {
+    options.closing?.addEventListener('abort', () => {
+      for (const wake of [...this.waiting]) wake();
+    }, { once: true });
+  }
 
   /** The placement when it needs no lookup (mode run/none, or auto while paused), else undefined: call resolve(). */
   immediate(task: { taskId: string; runId: string }): Placement | undefined {
-    if (this.options.mode !== 'auto' || this.now() < this.pausedUntil) return fallbackPlacement(task, this.options.mode);
+    if (this.options.mode !== 'auto' || this.now() < this.pausedUntil || this.options.closing?.aborted) return fallbackPlacement(task, this.options.mode);
     if (this.missedRuns.size > 0 && this.runMissed(task.runId)) return fallbackPlacement(task, this.options.mode);
     return undefined;
   }
@@ -84,6 +94,29 @@ export class PlacementResolver {
     this.storeDelayMs = Math.min(MAX_FIRST_WAIT_MS, longest * (1 + FIRST_WAIT_MARGIN_RATIO) + FIRST_WAIT_MARGIN_MS);
   }
 
+  /** Sleeps `ms`; false when the bridge started closing meanwhile (or had already). */
+  private async wait(ms: number): Promise<boolean> {
+    const closing = this.options.closing;
+    if (closing?.aborted) return false;
+    if (this.sleep) {
+      await this.sleep(ms);
+      return !closing?.aborted;
+    }
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiting.add(done);
+    });
+    return !closing?.aborted;
+  }
+
+  /** Tasks sleeping until their next lookup; woken all at once by one listener on the closing signal. */
+  private readonly waiting = new Set<() => void>();
+
   /** How long the first lookup waits after a task's start, as learned so far (ms). */
   get firstLookupDelayMs(): number {
     return this.storeDelayMs;
@@ -92,16 +125,20 @@ export class PlacementResolver {
   async resolve(task: { taskId: string; runId: string; toolCallId: string; startedAt?: number | undefined; completedAt?: number }): Promise<Placement> {
     const fallback = fallbackPlacement(task, this.options.mode);
     if (this.options.mode !== 'auto' || this.now() < this.pausedUntil || this.runMissed(task.runId)) return fallback;
+    const closing = this.options.closing;
+    if (closing?.aborted) return fallback;
     const startedAt = task.startedAt ?? task.completedAt ?? this.now();
     const firstWait = Math.min(MAX_FIRST_WAIT_MS, startedAt + this.storeDelayMs - this.now());
-    if (firstWait > 0) await this.sleep(firstWait);
+    if (firstWait > 0 && !(await this.wait(firstWait))) return fallback;
     for (let attempt = 0; attempt < this.options.attempts; attempt++) {
-      if (attempt > 0) await this.sleep(this.options.retryDelayMs * 2 ** (attempt - 1));
+      if (attempt > 0 && !(await this.wait(this.options.retryDelayMs * 2 ** (attempt - 1)))) return fallback;
       // Paused while this task waited (20 misses elsewhere, or no trace storage): no more requests.
       if (this.now() < this.pausedUntil) return fallback;
       let found: SpanRef | null | undefined;
       try {
-        found = await this.source.findToolCallSpan(task.runId, task.toolCallId, AbortSignal.timeout(this.options.timeoutMs));
+        // A lookup under way when the bridge closes is let finish (bounded by its timeout): no race against the
+        // closing signal, whose listeners would pile up over a long run.
+        found = await this.source.findToolCallSpan(task.runId, task.toolCallId, AbortSignal.timeout(this.options.timeoutMs), task.startedAt);
       } catch {
         found = null;
       }
@@ -109,12 +146,14 @@ export class PlacementResolver {
         this.pausedUntil = this.now() + UNAVAILABLE_RECHECK_MS;
         return fallback;
       }
+      if (!found && closing?.aborted) return fallback;
       if (found) {
         this.misses = 0;
         this.learn(found.storedAfterMs ?? Math.max(0, this.now() - startedAt));
         return { traceId: found.traceId, parentSpanId: found.spanId, origin: 'mastra' };
       }
     }
+    if (closing?.aborted) return fallback;
     this.missedRuns.delete(task.runId);
     this.missedRuns.set(task.runId, this.now() + MISSED_RUN_MS);
     if (this.missedRuns.size > MISSED_RUNS_MAX) this.missedRuns.delete(this.missedRuns.keys().next().value as string);

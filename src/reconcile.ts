@@ -19,15 +19,23 @@
 //
 // A completedAt further ahead of the bridge clock than `futureToleranceMs` (a wrong clock upstream, a hostile record)
 // never moves the scan cursor: one task dated 2999 would make every later scan start in 2999 and find nothing. Such a
-// record is still applied (its task still ends), counted once per task and logged sparingly; a cursor or start
-// point beyond that tolerance (a scanFrom given from outside, a clock set back) is pulled back to now.
+// record is counted once per task and logged sparingly, and it is not applied until it is due (within the tolerance):
+// the scan has no upper date, so it comes back on every pass and on every start of a bridge (its completedAt is after
+// any scanFrom), while the tracker and the checkpoint forget finished ids after their windows; applied, it would be
+// finished again after each. A replica whose clock runs ahead gets its unseen tasks counted late, when their time
+// comes; a task dated 2999 is counted only if the bridge saw it (the stream, or step 2 for a task it holds open).
+// Any finished record dated ahead of the bridge clock is also read back longer than the tracker remembers it (the
+// tracker's window runs from when it saw the task, the scan reads back by completedAt), so its id is remembered here,
+// bounded, and it is never applied again. A cursor or start point beyond that tolerance (a scanFrom given from
+// outside, a clock set back) is pulled back to now.
 
 import type { Logger } from 'pino';
-import type { TaskRecord, TaskStatus } from './events.js';
+import { type TaskRecord, type TaskStatus, finalStatusOf } from './events.js';
 import type { BridgeMetrics } from './metrics.js';
 import type { Pipeline } from './pipeline.js';
 import type { TaskQuery, TaskSource } from './sources/types.js';
 import type { TaskTracker } from './tracker.js';
+import { FifoMap } from './fifo-map.js';
 import { LogThrottle } from './log-throttle.js';
 
 export interface ReconcileOptions {
@@ -52,8 +60,11 @@ export const DEFAULT_RECONCILE: ReconcileOptions = {
   futureToleranceMs: 5 * 60_000,
 };
 const iso = (ms: number): string => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
-/** Future-dated task ids remembered, so that one record read again on every pass is counted once. */
-const FUTURE_IDS_KEPT = 1_000;
+/**
+ * Ids remembered of tasks dated ahead of the clock (at least; as many as one pass reads, perPage × maxPages, when that
+ * is more): outliers counted, finished tasks not to apply again. An id read again is kept as the newest.
+ */
+const AHEAD_IDS_KEPT = 1_000;
 
 /** The lag limit for a tracker that remembers finished ids for `dedupeWindowMs`: a minute of margin below it. */
 export function maxLagFor(dedupeWindowMs: number): number {
@@ -63,7 +74,7 @@ export function maxLagFor(dedupeWindowMs: number): number {
 export interface ReconcilerDeps {
   source: Pick<TaskSource, 'listTasks' | 'getTask'>;
   pipeline: Pick<Pipeline, 'reconcile'>;
-  tracker: Pick<TaskTracker, 'openTasks'>;
+  tracker: Pick<TaskTracker, 'openTasks' | 'isFinished'>;
   metrics: Pick<BridgeMetrics, 'reconciled' | 'reconcileFailed' | 'futureTimestamp'>;
   logger: Logger;
   now: () => number;
@@ -89,7 +100,10 @@ export class Reconciler {
   private queued: Promise<void> | undefined;
   private readonly startedAt: number;
   private readonly skipLog = new LogThrottle(1, 20);
-  private readonly futureIds = new Set<string>();
+  /** Task ids dated beyond the tolerance, already counted and logged. */
+  private readonly futureIds: FifoMap<string, true>;
+  /** Finished tasks dated ahead of the clock when read: never applied again. */
+  private readonly finishedAhead: FifoMap<string, true>;
 
   constructor(
     private readonly deps: ReconcilerDeps,
@@ -97,6 +111,9 @@ export class Reconciler {
   ) {
     this.cursor = deps.scanFrom;
     this.startedAt = deps.now();
+    const kept = Math.max(AHEAD_IDS_KEPT, options.perPage * options.maxPages);
+    this.futureIds = new FifoMap(kept);
+    this.finishedAhead = new FifoMap(kept);
   }
 
   /** Pending tasks by agent and tool, as of the last pass. */
@@ -238,7 +255,7 @@ export class Reconciler {
       for (const record of result.value) {
         if (record.completedAt !== undefined && record.completedAt > limit) this.futureDated(record, limit);
         else if (record.completedAt !== undefined && record.completedAt > latest) latest = record.completedAt;
-        this.apply(record);
+        if (this.mayApply(record, now, limit)) this.apply(record);
       }
       result = await pages.next();
     }
@@ -247,15 +264,31 @@ export class Reconciler {
     this.resumeAt = complete ? undefined : Math.max(from, latest);
   }
 
+  /** A scanned record is applied unless it was finished ahead of the clock before, or is dated beyond the tolerance. */
+  private mayApply(record: TaskRecord, now: number, limit: number): boolean {
+    if (this.finishedAhead.has(record.id)) {
+      this.finishedAhead.set(record.id, true);
+      return false;
+    }
+    const at = record.completedAt;
+    if (at === undefined || at <= now || finalStatusOf(record) === undefined) return at === undefined || at <= limit;
+    if (this.deps.tracker.isFinished(record.id)) {
+      this.finishedAhead.set(record.id, true);
+      return false;
+    }
+    if (at > limit) return false;
+    this.finishedAhead.set(record.id, true); // applied now, once
+    return true;
+  }
+
   private futureDated(record: TaskRecord, limit: number): void {
     if (this.futureIds.has(record.id)) return;
-    this.futureIds.add(record.id);
-    if (this.futureIds.size > FUTURE_IDS_KEPT) this.futureIds.delete(this.futureIds.values().next().value!);
+    this.futureIds.set(record.id, true);
     this.deps.metrics.futureTimestamp('reconcile');
     if (this.futureLog.take()) {
       this.deps.logger.warn(
         { taskId: record.id, completedAt: iso(record.completedAt!), limit: iso(limit) },
-        'stored task completed in the future (clock skew or a bad record): applied, but it does not move the completed-task scan',
+        'stored task completed in the future (clock skew or a bad record): not applied until its completedAt is due, and it does not move the completed-task scan',
       );
     }
   }

@@ -8,7 +8,8 @@
 // string — its JSON cut on a character boundary, ending in "…" — and the field is named in `truncated`, so a client
 // never mistakes a cut value for the real one. error.message (what operators need) follows `errorMessage`: `scrub`
 // (default) shows it with secret-looking substrings replaced by [REDACTED] (scrubSecrets), `full` as stored, `none`
-// not at all (named in `redacted`); an allowed error.stack follows the same setting. Both are held to the budget.
+// not at all (named in `redacted`); an allowed error.stack follows the same setting. Both are held to the budget; a
+// long one is scrubbed only as far as can be shown (scrubHead), not over all its megabytes.
 
 /** How an error message (and an allowed stack) is shown: secrets scrubbed, as stored, or not at all. */
 export type ErrorMessageMode = 'scrub' | 'full' | 'none';
@@ -72,12 +73,26 @@ export function ruleFor(policy: RedactionPolicy, toolName: string): RedactionRul
 export function truncateString(s: string, maxBytes: number): { value: string; truncated: boolean } {
   // Fast path: a UTF-16 unit is at most 3 UTF-8 bytes.
   if (s.length * 3 <= maxBytes || Buffer.byteLength(s) <= maxBytes) return { value: s, truncated: false };
+  return { value: cutString(s, maxBytes), truncated: true };
+}
+
+/** `s` marked as cut: at most `maxBytes` UTF-8 bytes with the ellipsis, which is always added. */
+function cutString(s: string, maxBytes: number): string {
   const budget = Math.max(0, maxBytes - ELLIPSIS_BYTES);
+  if (s.length * 3 <= budget) return s + ELLIPSIS;
   const bytes = Buffer.from(s, 'utf8');
+  if (bytes.length <= budget) return s + ELLIPSIS;
   let end = budget;
   // Back off continuation bytes (10xxxxxx) so the cut lands on a character boundary.
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
-  return { value: bytes.subarray(0, end).toString('utf8') + ELLIPSIS, truncated: true };
+  return bytes.subarray(0, end).toString('utf8') + ELLIPSIS;
+}
+
+/** scrubSecrets(s) cut to `maxBytes` like truncateString, scanning only the start of a long `s` (scrubHead). */
+function scrubbedString(s: string, maxBytes: number): { value: string; truncated: boolean } {
+  // A character is at least one byte: the first maxBytes characters hold everything that can be shown.
+  const { head, rest } = scrubHead(s, maxBytes);
+  return rest > 0 ? { value: cutString(head, maxBytes), truncated: true } : truncateString(head, maxBytes);
 }
 
 /** A JSON value held to `maxBytes` of JSON text; over it, the cut JSON text as a string. */
@@ -109,15 +124,15 @@ export function redactTask(task: RedactableTask, policy: RedactionPolicy): Redac
   }
   if (task.error) {
     // The response schema requires a message: `none` leaves it empty and names it.
-    const shownMessage = rule.errorMessage === 'none' ? '' : rule.errorMessage === 'scrub' ? scrubSecrets(task.error.message) : task.error.message;
+    const shown = (s: string) => (rule.errorMessage === 'scrub' ? scrubbedString(s, rule.maxBytes) : truncateString(s, rule.maxBytes));
     if (rule.errorMessage === 'none' && task.error.message !== '') out.redacted.push('error.message');
-    const message = truncateString(shownMessage, rule.maxBytes);
+    const message = shown(rule.errorMessage === 'none' ? '' : task.error.message);
     if (message.truncated) out.truncated.push('error.message');
     out.error = { message: message.value };
     if (task.error.stack !== undefined) {
       if (!rule.errorStack || rule.errorMessage === 'none') out.redacted.push('error.stack');
       else {
-        const stack = truncateString(rule.errorMessage === 'scrub' ? scrubSecrets(task.error.stack) : task.error.stack, rule.maxBytes);
+        const stack = shown(task.error.stack);
         if (stack.truncated) out.truncated.push('error.stack');
         out.error.stack = stack.value;
       }
@@ -145,4 +160,45 @@ export function scrubSecrets(s: string): string {
   let out = s;
   for (const [re, by] of SECRET_PATTERNS) out = out.replace(re, by);
   return out;
+}
+
+// Scrubbing costs time in proportion to the text, and a stored error may be megabytes of which a span or the API shows
+// a few KiB: scrubHead scans a prefix. A shape cut by the end of that prefix may go unrecognised, so the last
+// SCRUB_MARGIN characters of the scrubbed prefix are never shown: every bounded shape above is recognised from its
+// first secret character within 22 characters (github_pat_ + 10; AKIA + 16 and the \b after it), and a key's
+// lookahead reads 10. Two shapes need a terminator at any distance — a JWT its second dot, URL credentials their @ —
+// so one of them still open at the end of the prefix makes the scan go on (doubling, up to SCRUB_EXTEND times the
+// first length), and if it is still open then, the shown text stops before it.
+const SCRUB_MARGIN = 64;
+const SCRUB_EXTEND = 16;
+const UNFINISHED: RegExp[] = [/\beyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}$/, /\/\/[^/\s:@]*(?::[^/\s@]*)?$/];
+
+/**
+ * The start of scrubSecrets(s) for a caller that shows at most `keep` characters of it: `head` (at most `keep`
+ * characters) and `rest`, how many characters come after it (of the scrubbed text as far as scanned, of `s` beyond).
+ * `head` is scrubSecrets(s).slice(0, keep) — and `rest` its remaining length, when no secret lies past the scan — as
+ * long as each secret-looking shape that starts within `keep` ends within the scan; otherwise `head` stops short of
+ * the shape, so no part of a secret is ever shown.
+ */
+export function scrubHead(s: string, keep: number): { head: string; rest: number } {
+  let scan = keep + SCRUB_MARGIN;
+  const most = SCRUB_EXTEND * scan;
+  for (;;) {
+    if (scan >= s.length) {
+      const all = scrubSecrets(s);
+      return { head: all.slice(0, keep), rest: Math.max(0, all.length - keep) };
+    }
+    const part = scrubSecrets(s.slice(0, scan));
+    // Secrets replaced inside the prefix shorten it: the shown text must still end SCRUB_MARGIN before its end.
+    let end = Math.min(keep, part.length - SCRUB_MARGIN);
+    for (const re of UNFINISHED) {
+      const open = re.exec(part);
+      if (open !== null && open.index < end) end = open.index;
+    }
+    if (end === keep || scan >= most) {
+      end = Math.max(0, end);
+      return { head: part.slice(0, end), rest: part.length - end + (s.length - scan) };
+    }
+    scan *= 2;
+  }
 }

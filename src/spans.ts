@@ -23,7 +23,7 @@ import { errorType } from './events.js';
 import { type SpanOutput, endHandBuilt, readSpanOutput } from './otel-sdk-internals.js';
 import { type Placement, type WrittenSpan, taskSpanId } from './span-ids.js';
 import type { Tracing } from './telemetry.js';
-import { type ErrorMessageMode, scrubSecrets } from './redact.js';
+import { type ErrorMessageMode, scrubHead } from './redact.js';
 import type { FinishedTask } from './tracker.js';
 
 export interface SpanContent {
@@ -51,6 +51,12 @@ export function spanName(toolName: string): string {
 
 function truncate(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max)}…[truncated ${s.length - max} chars]` : s;
+}
+
+/** truncate(scrubSecrets(s), max), scanning only the start of a long `s` (scrubHead says how far and why). */
+function scrubbedTruncate(s: string, max: number): string {
+  const { head, rest } = scrubHead(s, max);
+  return rest > 0 ? `${head}…[truncated ${rest} chars]` : head;
 }
 
 /** Payloads become JSON strings, truncated; anything unserialisable is described, never thrown. */
@@ -110,10 +116,10 @@ export class SpanWriter {
   private errorText(error: { message: string; stack?: string } | undefined): { message: string; stack: string | undefined } {
     const mode = this.content.errorMessage ?? 'scrub';
     if (mode === 'none' || error === undefined) return { message: '', stack: undefined };
-    const shown = (s: string): string => (mode === 'scrub' ? scrubSecrets(s) : s);
+    const shown = (s: string, max: number): string => (mode === 'scrub' ? scrubbedTruncate(s, max) : truncate(s, max));
     return {
-      message: truncate(shown(error.message ?? ''), this.content.maxPayloadLength),
-      stack: error.stack ? truncate(shown(error.stack), this.content.maxStackLength) : undefined,
+      message: shown(error.message ?? '', this.content.maxPayloadLength),
+      stack: error.stack ? shown(error.stack, this.content.maxStackLength) : undefined,
     };
   }
 

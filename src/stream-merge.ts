@@ -13,10 +13,18 @@
 //   dropped: otherwise stream B's `suspended` arriving after stream A's `resumed` would suspend a running task again,
 //   and B's late `running` after A's `suspended` would read as a missed resume. One at the same time passes (the
 //   tracker calls the same state again a duplicate); a later one passes and moves the time on.
-// - Output chunks carry no time and no sequence number. Each stream's chunks of a task are counted; a chunk is new
-//   only when its stream's count exceeds the most any stream has delivered for that task. With a shared pubsub both
-//   streams count 1, 2, 3… and each number is accepted once; with separate pubsubs only one stream delivers them. A
-//   stream that connected late (missed the first chunks) delivers nothing new until it passes the others.
+// - Output chunks carry no time and no sequence number. Each stream's chunks of a task are counted within the phase
+//   the stream is in (the time of the last lifecycle event that stream delivered for the task); a chunk is new only
+//   when its stream's count exceeds the most any stream has delivered in that phase. With a shared pubsub both streams
+//   count 1, 2, 3… in each phase and each number is accepted once; with separate pubsubs only one stream delivers them.
+//   A stream that connected late (missed the first chunks) delivers nothing new until it passes the others; one with
+//   no lifecycle event of its own for the task counts in the task's latest phase.
+// - Phases, not one count per task, because a task may resume on another replica: with separate pubsubs that
+//   replica's stream starts counting at 0 and its chunks would be dropped until they passed what the first replica
+//   delivered. A count restarts only when its stream moves to another lifecycle time, never on a repeat of the same
+//   one (a reconnect's snapshot `running` on the same replica keeps the count), and a slower stream still in an older
+//   phase is compared with that phase's maximum, so with a shared pubsub the chunks before a suspend are not counted
+//   again after the resume. Each task keeps its last `MAX_PHASES` phases.
 // - A task's entry is forgotten when the tracker no longer holds it open (finished or evicted); entries are bounded
 //   (`maxTasks`, oldest dropped first).
 
@@ -24,12 +32,23 @@ import type { TaskEvent } from './events.js';
 
 export type MergeVerdict = 'new' | 'repeat';
 
+/** Phases kept per task: enough for a stream lagging several suspend/resume cycles behind. */
+const MAX_PHASES = 8;
+
+interface StreamPosition {
+  /** The lifecycle time of the phase this stream is in for the task. */
+  phase: number;
+  /** Output chunks this stream delivered in that phase. */
+  outputs: number;
+}
+
 interface Entry {
   /** Latest lifecycle time seen (ms). */
   at: number;
-  /** Output chunks delivered per stream, and the most any stream delivered. */
-  outputs: Map<string, number> | undefined;
-  maxOutputs: number;
+  /** Where each stream is, for streams that delivered anything of the task. */
+  streams: Map<string, StreamPosition> | undefined;
+  /** The most output chunks any stream delivered, by phase. */
+  maxOutputs: Map<number, number> | undefined;
 }
 
 export class StreamMerge {
@@ -48,21 +67,38 @@ export class StreamMerge {
     let entry = this.tasks.get(event.taskId);
     if (kind === 'output') {
       if (entry === undefined) entry = this.create(event.taskId, Number.NEGATIVE_INFINITY);
-      entry.outputs ??= new Map();
-      const n = (entry.outputs.get(source) ?? 0) + 1;
-      entry.outputs.set(source, n);
-      if (n <= entry.maxOutputs) return 'repeat';
-      entry.maxOutputs = n;
+      const position = this.position(entry, source, entry.at);
+      const n = ++position.outputs;
+      entry.maxOutputs ??= new Map();
+      if (n <= (entry.maxOutputs.get(position.phase) ?? 0)) return 'repeat';
+      if (!entry.maxOutputs.has(position.phase) && entry.maxOutputs.size >= MAX_PHASES) entry.maxOutputs.delete(entry.maxOutputs.keys().next().value!);
+      entry.maxOutputs.set(position.phase, n);
       return 'new';
     }
     const at = event.at ?? Number.NEGATIVE_INFINITY;
-    if (entry === undefined) {
-      this.create(event.taskId, at);
-      return 'new';
+    let verdict: MergeVerdict = 'new';
+    if (entry === undefined) entry = this.create(event.taskId, at);
+    else if (at < entry.at) verdict = 'repeat';
+    else entry.at = at;
+    // Repeat or not, the stream is in this phase now (an event with no time places nothing).
+    if (event.at !== undefined) {
+      const position = this.position(entry, source, at);
+      if (position.phase !== at) {
+        position.phase = at;
+        position.outputs = 0;
+      }
     }
-    if (at < entry.at) return 'repeat';
-    entry.at = at;
-    return 'new';
+    return verdict;
+  }
+
+  private position(entry: Entry, source: string, phase: number): StreamPosition {
+    entry.streams ??= new Map();
+    let p = entry.streams.get(source);
+    if (p === undefined) {
+      p = { phase, outputs: 0 };
+      entry.streams.set(source, p);
+    }
+    return p;
   }
 
   /** The task is no longer open in the tracker (finished or evicted). */
@@ -72,7 +108,7 @@ export class StreamMerge {
 
   private create(taskId: string, at: number): Entry {
     if (this.tasks.size >= this.maxTasks) this.tasks.delete(this.tasks.keys().next().value!);
-    const entry: Entry = { at, outputs: undefined, maxOutputs: 0 };
+    const entry: Entry = { at, streams: undefined, maxOutputs: undefined };
     this.tasks.set(taskId, entry);
     return entry;
   }

@@ -42,6 +42,8 @@ export interface PipelineParts {
   merge?: StreamMerge;
   enrichmentFailed?: (reason: EnrichmentFailure, taskId: string, error?: unknown) => void;
   now?: () => number;
+  /** The bridge closing: placement stops waiting for Mastra's spans and places at once (its fallback). */
+  closing?: AbortSignal;
 }
 
 export interface WiredPipeline {
@@ -68,6 +70,7 @@ export function wirePipeline(config: BridgeConfig, parts: PipelineParts): WiredP
     attempts: config.traces.lookupAttempts,
     retryDelayMs: config.traces.lookupRetryDelayMs,
     timeoutMs: config.enrichment.timeoutMs,
+    ...(parts.closing ? { closing: parts.closing } : {}),
   });
   const pipeline = new Pipeline({
     tracker,

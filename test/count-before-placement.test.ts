@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import type { TaskRecord } from '../src/events.js';
 import type { SourceSink, SpanRef, TaskPage, TaskSource } from '../src/sources/types.js';
+import { runTraceId } from '../src/span-ids.js';
 import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import { scrape, total } from './support/metrics-text.js';
 import { waitFor } from './support/poll.js';
@@ -93,5 +94,35 @@ describe('terminal count and placement', () => {
     expect(text).toMatch(bucket);
     // Still counted once.
     expect(total(await scrape(bridge.app), 'mastra_background_task_finished_total')).toBe(1);
+  });
+
+  it('closing while a task waits for Mastra to store its span writes the span at once, in the run\'s trace', async () => {
+    const source = new HeldLookupSource();
+    const exporter = new InMemorySpanExporter();
+    // What reached the exporter (its own list is cleared by the provider's shutdown at close).
+    const exported: string[] = [];
+    const exportSpans = exporter.export.bind(exporter);
+    exporter.export = (spans, done) => {
+      for (const s of spans) exported.push(s.spanContext().traceId);
+      exportSpans(spans, done);
+    };
+    const b = startBridge({
+      source,
+      logger: silent,
+      tracing: memoryTracing(exporter),
+      config: { metrics: { defaultMetrics: false }, enrichment: { enabled: false }, traces: { parent: 'auto' } },
+    });
+    await b.whenReady(5_000);
+    // Started just now: its first lookup is put off by Mastra's storage delay (seconds), so it is still waiting.
+    const at = Date.now();
+    const payload = { taskId: 'task-2', toolName: 'research_topic', toolCallId: 'call-2', agentId: 'research-agent', runId: RUN };
+    source.sink!.frame(JSON.stringify({ type: 'background-task-running', payload: { ...payload, startedAt: new Date(at - 100).toISOString(), args: {} } }));
+    source.sink!.frame(JSON.stringify({ type: 'background-task-completed', payload: { ...payload, completedAt: new Date(at).toISOString(), result: {} } }));
+    await waitFor(async () => total(await scrape(b.app), 'mastra_background_task_finished_total') === 1, { timeoutMs: 10_000, message: 'the count' });
+    expect(exporter.getFinishedSpans()).toHaveLength(0);
+    await b.close();
+    // No lookup was made, and the span was written before the final flush (not lost with the process).
+    expect(source.lookups).toHaveLength(0);
+    expect(exported).toEqual([runTraceId(RUN)]);
   });
 });

@@ -1,13 +1,12 @@
 // The Enricher alone, over a source whose getTask (and listTasks) answer when the test says: one lookup per task in
 // flight at a time; lookups with a time hint gathered into one listTasks date window, and every task the window misses
 // asked for on its own.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from './support/poll.js';
 import { BATCH_MAX_SPAN_MS, DEFAULT_ENRICHMENT, Enricher, NEEDS_LOOKUP } from '../src/enrichment.js';
 import type { TaskRecord } from '../src/events.js';
 import { SourceError, type TaskPage, type TaskQuery } from '../src/sources/types.js';
+import { heapAfterGc } from './support/heap.js';
 
 function deferredSource() {
   const calls: { id: string; resolve: (r: TaskRecord | null) => void }[] = [];
@@ -65,13 +64,6 @@ describe('Enricher', () => {
 describe('Enricher memory', () => {
   it('keeps no payloads: 300 lookups of records with 1 MiB args leave the heap bounded', async () => {
     // Mirrors the hostile case of issue 10: every getTask answer carries 1 MiB of fresh args (and a result).
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const heap = (): number => {
-      gc();
-      gc();
-      return process.memoryUsage().heapUsed;
-    };
     const big = (i: number): string => `${i}:`.padEnd(1024 * 1024, 'x');
     const source = {
       getTask: async (id: string): Promise<TaskRecord> => ({
@@ -84,10 +76,10 @@ describe('Enricher memory', () => {
       }),
     };
     const enricher = new Enricher(source, DEFAULT_ENRICHMENT, () => undefined);
-    const before = heap();
+    const before = heapAfterGc();
     const answers = [];
     for (let i = 0; i < 300; i++) answers.push(await enricher.lookup(`t${i}`));
-    const after = heap();
+    const after = heapAfterGc();
     // Every record is cached (a task that ends later reuses it) and each answer is still referenced here.
     expect(answers.every((a) => a?.threadId?.startsWith('thread-t') && a.args === undefined && a.result === undefined)).toBe(true);
     await settle();

@@ -4,41 +4,30 @@
 // not. Without Mastra (the route on a bare app fed synthetic events): a client that never reads is dropped once the
 // bytes queued for it pass the cap (counted), never holding more than the cap plus one frame, while a reading client
 // gets everything; plus heartbeats, 400 on bad filters, 503 past the client cap, a bearer token, and a clean close.
-import { connect } from 'node:net';
-import type { Mastra } from '@mastra/core';
-import Fastify, { type FastifyInstance } from 'fastify';
-import pino from 'pino';
+import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BridgeHandle, startBridge } from '../src/bridge.js';
-import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
-import { type Workload, startWorkload } from '../demo/workload.js';
-import { type BridgeEvent, EventHub, type TaskView } from '../src/event-hub.js';
+import type { BridgeHandle } from '../src/bridge.js';
+import type { BridgeEvent, EventHub, TaskView } from '../src/event-hub.js';
 import { registerAuth } from '../src/http/auth.js';
-import { registerEventsRoute } from '../src/http/events.js';
-import { BridgeMetrics } from '../src/metrics.js';
-import { parseExposition, scrape, total } from './support/metrics-text.js';
-import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
+import { type EventsRouteHandle, registerEventsRoute } from '../src/http/events.js';
+import { type EventsRoute, neverReadingClient, startEventsRoute } from './support/events-route.js';
+import { scrape, total } from './support/metrics-text.js';
+import type { OtlpReceiver } from './support/otlp-receiver.js';
 import { waitFor } from './support/poll.js';
 import { type SseClient, connectSse, seq } from './support/sse.js';
 import { type DemoStack, startDemoStack } from './support/stack.js';
 
-const silent = pino({ level: 'silent' });
-
 describe('/api/events on a bridge watching a real Mastra', () => {
   let receiver: OtlpReceiver;
-  let mastra: Mastra;
   let bridge: BridgeHandle;
-  let workload: Workload;
   let base: string;
-
   let stack: DemoStack | undefined;
 
   beforeAll(async () => {
     // every status within a few seconds
     stack = await startDemoStack({ config: { events: { bufferSize: 5000 } }, workload: { ratePerSecond: 8, order: 'interleaved' } });
-    ({ mastra, bridge, base } = stack);
+    ({ bridge, base } = stack);
     receiver = stack.receiver!;
-    workload = stack.workload!;
   });
   afterAll(async () => {
     await stack?.close();
@@ -136,10 +125,9 @@ describe('/api/events on a bridge watching a real Mastra', () => {
 
 describe('/api/events flow control, heartbeat, limits and auth (synthetic events)', () => {
   const CAP = 256 * 1024;
-  let app: FastifyInstance;
+  let events: EventsRoute;
   let hub: EventHub;
-  let metrics: BridgeMetrics;
-  let route: ReturnType<typeof registerEventsRoute>;
+  let route: EventsRouteHandle;
   let base: string;
   let n = 0;
 
@@ -160,27 +148,20 @@ describe('/api/events flow control, heartbeat, limits and auth (synthetic events
   };
 
   beforeAll(async () => {
-    app = Fastify();
-    hub = new EventHub({ bufferSize: 1000, recentFinished: 10 });
-    metrics = new BridgeMetrics({ version: 'test', defaultMetrics: false, sseClients: () => route.clients() });
-    route = registerEventsRoute(app, { hub, metrics, heartbeatMs: 100, maxClientBufferBytes: CAP, maxClients: 3 });
-    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    events = await startEventsRoute({
+      hub: { bufferSize: 1000, recentFinished: 10 },
+      route: { heartbeatMs: 100, maxClientBufferBytes: CAP, maxClients: 3 },
+    });
+    ({ hub, route, base } = events);
   });
   afterAll(async () => {
-    await app.close();
+    await events?.app.close();
   });
 
   it('drops a client that never reads once its queued bytes pass the cap, and never holds more than cap + one frame', async () => {
     const reader = await connectSse(`${base}/api/events`);
-    // A raw TCP client that sends its request and never reads a byte.
-    const url = new URL(base);
-    const stalled = connect({ host: url.hostname, port: Number(url.port) });
-    stalled.pause();
-    stalled.write(`GET /api/events HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`);
+    const stalled = neverReadingClient(base);
     await waitFor(() => route.clients() === 2, { message: 'both clients connected' });
-    let stalledClosed = false;
-    stalled.on('close', () => (stalledClosed = true));
-    stalled.on('error', () => undefined);
 
     // A burst: far more than the kernel's socket buffers plus the cap, in small steps so a reading client keeps up.
     const before = n;
@@ -194,13 +175,13 @@ describe('/api/events flow control, heartbeat, limits and auth (synthetic events
     const published = n - before;
     const { peakClientBufferedBytes, largestFrameBytes, dropped } = route.stats();
     expect(dropped).toBe(1);
-    expect(total(parseExposition((await metrics.render(undefined)).body), 'mastra_task_bridge_sse_dropped_clients_total', { reason: 'slow' })).toBe(1);
+    expect(await events.dropped('slow')).toBe(1);
     expect(peakClientBufferedBytes).toBeGreaterThan(CAP);
     expect(peakClientBufferedBytes).toBeLessThanOrEqual(CAP + largestFrameBytes);
     expect(route.clients()).toBe(1);
     // Reading what the kernel holds now ends in EOF: the bridge closed the connection.
-    stalled.resume();
-    await waitFor(() => stalledClosed, { message: 'the bridge closed the stalled connection' });
+    stalled.socket.resume();
+    await waitFor(stalled.closed, { message: 'the bridge closed the stalled connection' });
 
     // The reading client got every event of the burst, in order.
     await waitFor(() => reader.events().length >= published, { timeoutMs: 20_000, message: 'reader caught up' });
@@ -224,7 +205,7 @@ describe('/api/events flow control, heartbeat, limits and auth (synthetic events
     const clients = await Promise.all([0, 1, 2].map(() => connectSse(`${base}/api/events`)));
     const res = await fetch(`${base}/api/events`);
     expect(res.status).toBe(503);
-    expect(total(parseExposition((await metrics.render(undefined)).body), 'mastra_task_bridge_sse_dropped_clients_total', { reason: 'max_clients' })).toBe(1);
+    expect(await events.dropped('max_clients')).toBe(1);
     for (const c of clients) c.close();
     await waitFor(() => route.clients() === 0, { message: 'clients gone' });
   });
@@ -232,7 +213,7 @@ describe('/api/events flow control, heartbeat, limits and auth (synthetic events
   it('sits behind the bridge’s /api bearer auth, and closing the app ends open streams', async () => {
     const authed = Fastify();
     registerAuth(authed, { apiTokens: ['s3cret-token-0123456789'], metricsTokens: [] });
-    registerEventsRoute(authed, { hub, metrics, heartbeatMs: 15_000, maxClientBufferBytes: CAP, maxClients: 5 });
+    registerEventsRoute(authed, { hub, metrics: events.metrics, heartbeatMs: 15_000, maxClientBufferBytes: CAP, maxClients: 5 });
     const url = await authed.listen({ host: '127.0.0.1', port: 0 });
     expect((await fetch(`${url}/api/events`)).status).toBe(401);
     expect((await fetch(`${url}/api/events`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);

@@ -1,13 +1,10 @@
 // /api/events under a heavy opening (issue 10, must fix 4): a snapshot of many open tasks is serialised once per hub
 // state and shared by every client, a client that never reads it is dropped as slow once its opening has not drained
 // in time (it used to be kept, holding the whole snapshot, forever), and connects per client address are limited.
-import { connect, type Socket } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventHub, type TaskView } from '../src/event-hub.js';
-import { registerEventsRoute } from '../src/http/events.js';
-import { BridgeMetrics } from '../src/metrics.js';
-import { parseExposition, total } from './support/metrics-text.js';
+import { type EventsRoute, neverReadingClient, startEventsRoute } from './support/events-route.js';
 import { waitFor } from './support/poll.js';
 
 /** A client that reads everything but keeps only a count and the last bytes (an SSE parser would spend the whole
@@ -64,58 +61,43 @@ describe('EventHub snapshot serialisation', () => {
 
 describe('/api/events with a large opening snapshot', () => {
   const CAP = 64 * 1024;
-  let app: FastifyInstance;
+  let events: EventsRoute;
   let hub: EventHub;
-  let metrics: BridgeMetrics;
-  let route: ReturnType<typeof registerEventsRoute>;
   let base: URL;
 
   beforeAll(async () => {
-    app = Fastify();
-    hub = new EventHub({ bufferSize: 100, recentFinished: 10 });
+    events = await startEventsRoute({
+      hub: { bufferSize: 100, recentFinished: 10 },
+      route: {
+        heartbeatMs: 60_000,
+        maxClientBufferBytes: CAP,
+        maxClients: 50,
+        connectLimit: { max: 8, timeWindowMs: 600_000 },
+        // Long enough for a reading client on a busy machine to take 15 MB.
+        openingDrainMs: 5_000,
+      },
+    });
+    ({ hub } = events);
+    base = new URL(events.base);
     // About 15 MB of snapshot: far more than the kernel's socket buffers on loopback.
     for (let i = 0; i < 40_000; i++) hub.publish({ type: 'started', at: i, task: view(i) });
-    metrics = new BridgeMetrics({ version: 'test', defaultMetrics: false, sseClients: () => route.clients() });
-    route = registerEventsRoute(app, {
-      hub,
-      metrics,
-      heartbeatMs: 60_000,
-      maxClientBufferBytes: CAP,
-      maxClients: 50,
-      connectLimit: { max: 8, timeWindowMs: 600_000 },
-      // Long enough for a reading client on a busy machine to take 15 MB.
-      openingDrainMs: 5_000,
-    });
-    base = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
   });
   afterAll(async () => {
-    await app.close();
+    await events?.app.close();
   });
-
-  const dropped = async (reason: string): Promise<number> =>
-    total(parseExposition((await metrics.render(undefined)).body), 'mastra_task_bridge_sse_dropped_clients_total', { reason });
 
   it('drops clients that never read their opening, keeps one that reads it, and serialises it once', async () => {
     const before = hub.stats().snapshotSerialisations;
     const reader = rawReader(base);
-    const stalled: Socket[] = [];
-    const closed = new Set<Socket>();
-    for (let i = 0; i < 4; i++) {
-      const s = connect({ host: base.hostname, port: Number(base.port) });
-      s.pause();
-      s.on('close', () => closed.add(s));
-      s.on('error', () => undefined);
-      s.write(`GET /api/events HTTP/1.1\r\nHost: ${base.host}\r\n\r\n`);
-      stalled.push(s);
-    }
-    await waitFor(async () => (await dropped('slow')) === 4, { timeoutMs: 20_000, message: 'the four stalled clients dropped as slow' });
+    const stalled = Array.from({ length: 4 }, () => neverReadingClient(events.base));
+    await waitFor(async () => (await events.dropped('slow')) === 4, { timeoutMs: 20_000, message: 'the four stalled clients dropped as slow' });
     const snapshotBytes = hub.stats().snapshotBytes;
     await waitFor(() => reader.bytes() > snapshotBytes, { timeoutMs: 20_000, message: 'reader got the snapshot' });
-    expect(route.clients()).toBe(1);
+    expect(events.route.clients()).toBe(1);
     // One serialisation for five connects to an unchanged hub.
     expect(hub.stats().snapshotSerialisations - before).toBe(1);
-    for (const s of stalled) s.resume();
-    await waitFor(() => closed.size === 4, { timeoutMs: 20_000, message: 'the bridge closed the stalled connections' });
+    for (const s of stalled) s.socket.resume();
+    await waitFor(() => stalled.every((s) => s.closed()), { timeoutMs: 20_000, message: 'the bridge closed the stalled connections' });
     // The reader stays: it drained its opening, and live events reach it.
     hub.publish({ type: 'output', at: 1, task: view(1) });
     await waitFor(() => reader.tail().includes('event: output'), { message: 'a live event after the opening' });
@@ -124,7 +106,7 @@ describe('/api/events with a large opening snapshot', () => {
 
   it('limits connects per client address with 429 and Retry-After (counted)', async () => {
     // Five connects were used above; the limit is 8 per window.
-    await waitFor(() => route.clients() === 0, { message: 'earlier clients gone' });
+    await waitFor(() => events.route.clients() === 0, { message: 'earlier clients gone' });
     const statuses: number[] = [];
     let retryAfter: string | null = null;
     for (let i = 0; i < 5; i++) {
@@ -135,6 +117,6 @@ describe('/api/events with a large opening snapshot', () => {
     }
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
     expect(Number(retryAfter)).toBeGreaterThan(0);
-    expect(await dropped('rate_limited')).toBe(2);
+    expect(await events.dropped('rate_limited')).toBe(2);
   });
 });

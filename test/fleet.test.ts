@@ -3,6 +3,8 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../src/events.js';
 import { Fleet } from '../src/fleet.js';
+import { Reconciler } from '../src/reconcile.js';
+import { type FinishedTask, TaskTracker } from '../src/tracker.js';
 import { SourceSession } from '../src/source-session.js';
 import { SourceError, type SourceSink, type TaskQuery, type TaskSource } from '../src/sources/types.js';
 import { waitFor } from './support/poll.js';
@@ -41,7 +43,9 @@ class FakeServer implements TaskSource {
     if (!this.up) throw new SourceError('down', 'unavailable');
     const page = q.page ?? 0;
     const per = q.perPage ?? 100;
-    return { tasks: this.store.slice(page * per, (page + 1) * per), total: this.store.length, invalid: 0 };
+    const statuses = q.status === undefined ? undefined : Array.isArray(q.status) ? q.status : [q.status];
+    const tasks = this.store.filter((t) => !statuses || statuses.includes(t.status));
+    return { tasks: tasks.slice(page * per, (page + 1) * per), total: tasks.length, invalid: 0 };
   }
   async findToolCallSpan() {
     return undefined;
@@ -68,6 +72,36 @@ function fleetOf(servers: FakeServer[], opts: { discover?: () => string[] } = {}
     ...(opts.discover ? { resolve: async () => opts.discover!() } : {}),
   });
   return { fleet, dropped };
+}
+
+const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
+
+function running(id: string): TaskRecord {
+  return { id, status: 'running', agentId: 'a', toolName: 't', toolCallId: `c-${id}`, runId: 'r', createdAt: T0, startedAt: T0 } as TaskRecord;
+}
+
+/** The reconciler over `fleet`, on a tracker that already holds `open` as their streams showed them running. */
+function reconcilerOn(fleet: Fleet, open: string[]) {
+  const tracker = new TaskTracker();
+  for (const id of open) tracker.apply({ kind: 'running', taskId: id, agentId: 'a', toolName: 't', toolCallId: `c-${id}`, runId: 'r', at: T0 }, T0);
+  const finished: FinishedTask[] = [];
+  let failedSteps = 0;
+  const rec = new Reconciler({
+    source: fleet,
+    pipeline: {
+      reconcile: (r) => {
+        const o = tracker.reconcile(r, T0 + 1000);
+        for (const t of o.transitions) if (t.type === 'finished') finished.push(t.task);
+        return o.transitions;
+      },
+    },
+    tracker,
+    metrics: { reconciled: () => undefined, reconcileFailed: () => void failedSteps++, futureTimestamp: () => undefined },
+    logger: silent,
+    now: () => T0 + 1000,
+    scanFrom: T0 - 1000,
+  });
+  return { rec, tracker, finished, failedSteps: () => failedSteps };
 }
 
 const ready = (fleet: Fleet) => waitFor(() => fleet.list().length > 0 && fleet.list().every((m) => m.session.ready && m.store !== undefined && !m.tentative), { timeoutMs: 5_000 });
@@ -116,6 +150,68 @@ describe('Fleet', () => {
     await fleet.settle();
     expect(fleet.list().every((m) => !m.tentative)).toBe(true);
     expect(fleet.groups()).toHaveLength(2);
+    await fleet.stop();
+  });
+
+  it('separate stores both empty at connect: the empty one never answers alone for the busy one, whose running tasks stay open', async () => {
+    const storeA: TaskRecord[] = [];
+    const storeB: TaskRecord[] = [];
+    const a = new FakeServer('http://10.0.0.1:4111', storeA);
+    const b = new FakeServer('http://10.0.0.2:4111', storeB);
+    const { fleet } = fleetOf([a, b]);
+    fleet.start();
+    await waitFor(() => fleet.list().every((m) => m.session.ready && m.tentative));
+    expect(fleet.groups()).toHaveLength(1); // the guess: one store
+    storeB.push(running('b1'), running('b2'));
+    // Found before any settle (a sync pass after another server's connect runs none).
+    expect((await fleet.getTask('b1'))?.id).toBe('b1');
+    const { rec, tracker, finished, failedSteps } = reconcilerOn(fleet, ['b1', 'b2']);
+    // A task missing upstream is finished as failed at its second miss: two sync passes, then two periodic ones.
+    await rec.pass();
+    await rec.pass();
+    for (let i = 0; i < 2; i++) {
+      await fleet.settle();
+      await rec.pass();
+    }
+    expect(finished).toEqual([]);
+    expect(failedSteps()).toBe(0);
+    expect([...tracker.openTasks()].map((t) => t.taskId).sort()).toEqual(['b1', 'b2']);
+    // b is proven now (its store has tasks); a, still empty, stays tentative: asked besides b, never instead.
+    expect(fleet.list().map((m) => [m.key, m.tentative])).toEqual([
+      ['10.0.0.1:4111', true],
+      ['10.0.0.2:4111', false],
+    ]);
+    expect((await fleet.getTask('b2'))?.id).toBe('b2');
+    expect((await fleet.listTasks({ status: 'running' })).tasks.map((t) => t.id)).toEqual(['b1', 'b2']);
+    // A task that ends on b is resolved with its stored status, once.
+    storeB[0] = { ...storeB[0]!, status: 'completed', completedAt: T0 + 500 };
+    await fleet.settle();
+    await rec.pass();
+    expect(finished.map((f) => [f.taskId, f.status])).toEqual([['b1', 'completed']]);
+    await fleet.stop();
+  });
+
+  it('one store empty at connect: tentative members answer each task once, and once settled the store is listed once', async () => {
+    const store: TaskRecord[] = [];
+    const servers = [new FakeServer('http://10.0.0.1:4111', store), new FakeServer('http://10.0.0.2:4111', store), new FakeServer('http://10.0.0.3:4111', store)];
+    const { fleet } = fleetOf(servers);
+    fleet.start();
+    await waitFor(() => fleet.list().every((m) => m.session.ready && m.tentative));
+    store.push(running('t1'), running('t2'));
+    const page = await fleet.listTasks({ status: 'running' });
+    expect(page.tasks.map((t) => t.id)).toEqual(['t1', 't2']);
+    expect(page.total).toBe(2);
+    const { rec, finished, failedSteps } = reconcilerOn(fleet, ['t1', 't2']);
+    await rec.pass();
+    await fleet.settle();
+    expect(fleet.list().every((m) => !m.tentative)).toBe(true);
+    expect(fleet.groups()).toHaveLength(1);
+    const before = servers.reduce((n, s) => n + s.listCalls, 0);
+    await fleet.listTasks({ status: 'running' });
+    expect(servers.reduce((n, s) => n + s.listCalls, 0) - before).toBe(1);
+    await rec.pass();
+    expect(finished).toEqual([]);
+    expect(failedSteps()).toBe(0);
     await fleet.stop();
   });
 
@@ -178,4 +274,45 @@ describe('Fleet', () => {
     expect(fleet.multi).toBe(true);
     await fleet.stop();
   });
+
+  // As Node's dns answers: lookup() turns EAI_NONAME/EAI_NODATA into ENOTFOUND; the dns.resolve* calls say ENODATA.
+  const lookupFailures: [code: string | undefined, outcome: 'dropped' | 'kept'][] = [
+    ['ENOTFOUND', 'dropped'],
+    ['ENODATA', 'dropped'],
+    ['EAI_AGAIN', 'kept'],
+    ['ETIMEOUT', 'kept'],
+    ['ECONNREFUSED', 'kept'],
+    ['ESERVFAIL', 'kept'],
+    [undefined, 'kept'],
+  ];
+  for (const [code, outcome] of lookupFailures) {
+    it(`discovery: a lookup failing with ${code ?? 'no code'} leaves the servers ${outcome}`, async () => {
+      const store = [record('t1')];
+      const servers = [new FakeServer('http://10.0.0.1:4111', store), new FakeServer('http://10.0.0.2:4111', store)];
+      let answer: string[] | Error = ['10.0.0.1', '10.0.0.2'];
+      const { fleet, dropped } = fleetOf(servers, {
+        discover: () => {
+          if (answer instanceof Error) throw answer;
+          return answer;
+        },
+      });
+      fleet.start();
+      await waitFor(() => fleet.list().length === 2);
+      answer = Object.assign(new Error(`getaddrinfo ${code ?? 'failed'} mastra`), code === undefined ? {} : { code, hostname: 'mastra' });
+      await fleet.refresh();
+      if (outcome === 'dropped') {
+        expect(fleet.list()).toEqual([]);
+        expect(dropped.sort()).toEqual(['10.0.0.1:4111', '10.0.0.2:4111']);
+        await expect(fleet.getTask('t1')).rejects.toThrow(/no Mastra server/);
+      } else {
+        expect(fleet.list().map((m) => m.key).sort()).toEqual(['10.0.0.1:4111', '10.0.0.2:4111']);
+        expect(dropped).toEqual([]);
+      }
+      // The name has addresses again: followed again either way.
+      answer = ['10.0.0.2'];
+      await fleet.refresh();
+      expect(fleet.list().map((m) => m.key)).toEqual(['10.0.0.2:4111']);
+      await fleet.stop();
+    });
+  }
 });

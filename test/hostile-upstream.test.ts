@@ -4,27 +4,18 @@
 import { lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { RemoteSource } from '../src/sources/remote.js';
 import type { SourceSink } from '../src/sources/types.js';
 import { HostileUpstream, type LookupMode, frameFor, storedTask } from './support/hostile-upstream.js';
+import { heapAfterGc } from './support/heap.js';
 import { scrape, total } from './support/metrics-text.js';
 import { waitFor } from './support/poll.js';
 
 const silent = pino({ level: 'silent' });
 const MiB = 1024 * 1024;
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 type Line = { level: number; msg: string; [k: string]: unknown };
 function capture(level = 'info'): { logger: pino.Logger; lines: Line[] } {

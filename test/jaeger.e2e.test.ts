@@ -2,7 +2,6 @@
 // demo Mastra server exports its own agent traces to Jaeger over OTLP (@mastra/otel-exporter), the bridge exports its
 // task spans to the same Jaeger, and only Jaeger's own query API is asked what a user would see. Ground truth is
 // Mastra's storage read over its REST API. The byte-level OTLP checks stay in the OTLP receiver tests.
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { taskSpanId } from '../src/span-ids.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
-import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, terminalCounts } from './support/ground-truth.js';
+import { type StoredTask, TERMINAL, allTasksDone, finishedByStatus, listAllTasks, ms, terminalCounts } from './support/ground-truth.js';
 import { type JaegerHandle, type JaegerSpan, type JaegerTrace, parentOf, serviceOf, startJaeger, tag } from './support/jaeger.js';
 import { scrape, total } from './support/metrics-text.js';
 import { freePort, waitFor } from './support/poll.js';
@@ -210,7 +209,6 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
   let dir: string;
   let jaeger: JaegerHandle;
   let demo: DemoProcess;
-  let bridge: ChildProcess | undefined;
   let cli: BridgeCli;
   let tasks: StoredTask[];
 
@@ -219,8 +217,7 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
     jaeger = await startJaeger();
     demo = await startDemoProcess({ port: await freePort(), storageUrl: `file:${join(dir, 'mastra.db')}`, env: { DEMO_RATE: '0' } });
     cli = await bridgeCli({ dir, mastraUrl: demo.url, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpUrl, OTEL_SERVICE_NAME: BRIDGE_SERVICE } });
-    bridge = cli.start();
-    await waitFor(cli.ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${cli.log()}` });
+    await cli.start();
     for (const tool of FIRST) await dispatchTask(demo.url, tool);
     for (let i = 0; i < ACROSS_KILL; i++) await dispatchTask(demo.url, 'tail_logs', { args: { service: `svc-${i}`, tickMs: 50, maxRunMs: LONG_RUN_MS }, thread: `tail-${i}` });
     // The first tasks are exported (acknowledged by Jaeger, hence in the checkpoint) and the long ones still run: no
@@ -232,28 +229,20 @@ describeWith([JAEGER], 'the bridge is SIGKILLed and restarts with its checkpoint
       },
       { timeoutMs: 30_000, message: `first spans exported, long tasks running; log:\n${cli.log()}` },
     );
-    bridge.kill('SIGKILL');
-    await new Promise((resolve) => bridge!.once('exit', resolve));
+    await cli.kill();
     const killedAt = Date.now();
     await waitFor(
       async () => (await listAllTasks(demo.url)).filter((t) => t.toolName === 'tail_logs' && ms(t.completedAt) > killedAt).length === ACROSS_KILL,
       { timeoutMs: LONG_RUN_MS + 30_000, intervalMs: 200, message: 'the long tasks finished while the bridge was down' },
     );
-    bridge = cli.start();
-    await waitFor(cli.ready, { timeoutMs: 60_000, message: `second bridge ready; log:\n${cli.log()}` });
+    await cli.start();
     for (const tool of AFTER) await dispatchTask(demo.url, tool);
-    tasks = await waitFor(
-      async () => {
-        const all = await listAllTasks(demo.url);
-        return all.length === TASKS && all.every((t) => TERMINAL.has(t.status)) ? all : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 250, message: 'every task done' },
-    );
+    tasks = await allTasksDone(demo.url, TASKS);
     await waitFor(async () => (await allTaskSpans(jaeger)).size === TASKS, { timeoutMs: 30_000, intervalMs: 250, message: `every task in Jaeger; log:\n${cli.log()}` });
   }, 240_000);
 
   afterAll(async () => {
-    if (bridge && bridge.exitCode === null) bridge.kill('SIGKILL');
+    await cli?.close();
     await demo?.kill();
     await jaeger?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });

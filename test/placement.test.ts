@@ -1,9 +1,9 @@
 // PlacementResolver alone: a fake trace lookup, a clock and a sleep the test controls (no timers).
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_PLACEMENT, PlacementResolver } from '../src/placement.js';
 import { runTraceId } from '../src/span-ids.js';
 import type { SpanRef } from '../src/sources/types.js';
-import { RunSpanFinder, toolCallIdOf } from '../src/sources/mastra-traces.js';
+import { RunSpanFinder, type StoredSpan, type TraceReads, toolCallIdOf } from '../src/sources/mastra-traces.js';
 
 const RUN_A = '11111111-1111-4111-8111-111111111111';
 const RUN_B = '22222222-2222-4222-8222-222222222222';
@@ -146,5 +146,131 @@ describe('PlacementResolver first lookup', () => {
     const second = await quickTask(RUN_B);
     expect(second).toMatchObject({ placed: { origin: 'mastra' }, requests: 1 });
     expect(second.askedAfterMs).toBeGreaterThanOrEqual(8_000);
+  });
+});
+
+describe('RunSpanFinder: one root listing for the runs that ask together', () => {
+  const RUN_C = '33333333-3333-4333-8333-333333333333';
+  const trace = (run: string) => run.slice(0, 1).repeat(32);
+  const root = (run: string, where: 'runId' | 'metadata' = 'metadata'): StoredSpan =>
+    where === 'runId' ? { traceId: trace(run), spanId: 'r'.repeat(16), runId: run } : { traceId: trace(run), spanId: 'r'.repeat(16), metadata: { runId: run } };
+  const toolCall = (run: string, n: number): StoredSpan => ({ traceId: trace(run), spanId: `${n}`.repeat(16), spanType: 'tool_call', attributes: { toolCallId: `call-${n}` } });
+
+  function reads(listed: StoredSpan[] | undefined) {
+    const log: string[] = [];
+    const spans = new Map<string, StoredSpan[]>();
+    const r: TraceReads = {
+      async runTraceIds(runId) {
+        log.push(`list ${runId.slice(0, 1)}`);
+        return spans.has(trace(runId)) ? [trace(runId)] : [];
+      },
+      async traceSpans(traceId) {
+        log.push(`trace ${traceId.slice(0, 1)}`);
+        return spans.get(traceId) ?? [];
+      },
+      async recentRoots(from, to, limit) {
+        log.push(`roots ${to.getTime() - from.getTime()} ${limit}`);
+        return listed;
+      },
+    };
+    return { r, log, spans };
+  }
+
+  it('runs that ask within the window share one listing; it also serves a run that asks later', async () => {
+    const { r, log, spans } = reads([root(RUN_A), root(RUN_B, 'runId'), root(RUN_C)]);
+    for (const run of [RUN_A, RUN_B, RUN_C]) spans.set(trace(run), [toolCall(run, 1)]);
+    const finder = new RunSpanFinder(r, 5);
+    const [a, b] = await Promise.all([finder.find(RUN_A, 'call-1', undefined, 1_000_000), finder.find(RUN_B, 'call-1', undefined, 1_000_400)]);
+    expect(a).toEqual({ traceId: trace(RUN_A), spanId: '1'.repeat(16) });
+    expect(b).toEqual({ traceId: trace(RUN_B), spanId: '1'.repeat(16) });
+    // One listing from the earliest start less a minute to the latest, sized by the runs waiting; no list by runId.
+    expect(log.filter((l) => l.startsWith('roots'))).toEqual([`roots ${60_000 + 400} 12`]);
+    expect(log.filter((l) => l.startsWith('list'))).toEqual([]);
+    // RUN_C was listed too: its task needs only the trace read.
+    log.length = 0;
+    expect(await finder.find(RUN_C, 'call-1', undefined, 1_000_800)).toEqual({ traceId: trace(RUN_C), spanId: '1'.repeat(16) });
+    expect(log).toEqual(['trace 3']);
+  });
+
+  it('a run the listing does not show, or one whose span is not in the listed trace, is asked for by runId', async () => {
+    const { r, log, spans } = reads([root(RUN_A)]);
+    spans.set(trace(RUN_B), [toolCall(RUN_B, 1)]);
+    const finder = new RunSpanFinder(r, 5);
+    expect(await finder.find(RUN_B, 'call-1', undefined, 1_000_000)).toEqual({ traceId: trace(RUN_B), spanId: '1'.repeat(16) });
+    expect(log).toEqual([`roots 60000 10`, 'list 2', 'trace 2']);
+    // RUN_A's listed trace does not hold call-1 (yet): the next attempt asks for every trace of the run by runId.
+    log.length = 0;
+    expect(await finder.find(RUN_A, 'call-1', undefined, 1_000_000)).toBeNull();
+    expect(log).toEqual(['trace 1']);
+    spans.set(trace(RUN_A), [toolCall(RUN_A, 1)]);
+    log.length = 0;
+    expect(await finder.find(RUN_A, 'call-1', undefined, 1_000_000)).toEqual({ traceId: trace(RUN_A), spanId: '1'.repeat(16) });
+    expect(log).toEqual(['list 1', 'trace 1']);
+  });
+
+  it('a store that cannot list roots by time is not asked again; without a start time nothing waits for a listing', async () => {
+    const { r, log, spans } = reads(undefined);
+    spans.set(trace(RUN_A), [toolCall(RUN_A, 1)]);
+    spans.set(trace(RUN_B), [toolCall(RUN_B, 1)]);
+    const finder = new RunSpanFinder(r, 5);
+    expect(await finder.find(RUN_A, 'call-1', undefined, 1_000_000)).not.toBeNull();
+    expect(await finder.find(RUN_B, 'call-1', undefined, 1_000_000)).not.toBeNull();
+    expect(log).toEqual(['roots 60000 10', 'list 1', 'trace 1', 'list 2', 'trace 2']);
+    const other = reads([root(RUN_A)]);
+    other.spans.set(trace(RUN_A), [toolCall(RUN_A, 1)]);
+    expect(await new RunSpanFinder(other.r, 5).find(RUN_A, 'call-1')).not.toBeNull();
+    expect(other.log).toEqual(['list 1', 'trace 1']);
+  });
+});
+
+describe('PlacementResolver when the bridge closes', () => {
+  it('a task waiting for Mastra to store its span is placed by its fallback at once, and asks nothing', async () => {
+    vi.useFakeTimers();
+    try {
+      const calls: string[] = [];
+      const closing = new AbortController();
+      const resolver = new PlacementResolver(
+        { findToolCallSpan: async (runId: string) => { calls.push(runId); return null; } },
+        { ...DEFAULT_PLACEMENT, closing: closing.signal },
+      );
+      let placed: unknown;
+      // Just started: its first lookup is seconds away (Mastra's storage delay).
+      const p = resolver.resolve({ ...task(RUN_A, 1), startedAt: Date.now() }).then((x) => (placed = x));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(placed).toBeUndefined();
+      closing.abort();
+      await vi.advanceTimersByTimeAsync(0); // no timer runs out: only the abort can settle it
+      await p;
+      expect(placed).toEqual({ traceId: runTraceId(RUN_A), origin: 'run' });
+      expect(calls).toEqual([]);
+      // After close, nothing waits.
+      expect(await resolver.resolve({ ...task(RUN_B, 1), startedAt: Date.now() })).toEqual({ traceId: runTraceId(RUN_B), origin: 'run' });
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('between retries too: a miss, then the close, and no further lookup', async () => {
+    vi.useFakeTimers();
+    try {
+      const calls: number[] = [];
+      const closing = new AbortController();
+      const resolver = new PlacementResolver(
+        { findToolCallSpan: async () => { calls.push(Date.now()); return null; } },
+        { ...DEFAULT_PLACEMENT, closing: closing.signal },
+      );
+      // Started a minute ago: asked at once, misses, then waits 250 ms for the retry.
+      const p = resolver.resolve({ ...task(RUN_A, 1), startedAt: Date.now() - 60_000 });
+      await vi.advanceTimersByTimeAsync(0);
+      expect(calls).toHaveLength(1);
+      closing.abort();
+      expect(await p).toEqual({ traceId: runTraceId(RUN_A), origin: 'run' });
+      expect(calls).toHaveLength(1);
+      // Closed: every later task is placed at once, without a lookup.
+      expect(resolver.immediate(task(RUN_B, 2))).toEqual({ traceId: runTraceId(RUN_B), origin: 'run' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -4,6 +4,8 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BridgeHandle, startBridge } from '../src/bridge.js';
@@ -13,6 +15,7 @@ import { TaskTracker } from '../src/tracker.js';
 import type { TaskRecord } from '../src/events.js';
 import type { FinishedTask } from '../src/tracker.js';
 import type { SourceSink, TaskPage, TaskQuery, TaskSource } from '../src/sources/types.js';
+import { PresetIdGenerator, type Tracing } from '../src/telemetry.js';
 import { scrape, total } from './support/metrics-text.js';
 import { waitFor } from './support/poll.js';
 
@@ -159,6 +162,95 @@ describe('reconciliation', () => {
     expect(total(await scrape(bridge.app), 'mastra_task_bridge_reconcile_failures_total')).toBeGreaterThanOrEqual(1);
     fail = false;
     expect((await bridge.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+});
+
+describe('stored tasks dated ahead of the bridge clock, read back on every pass', () => {
+  const bridges: BridgeHandle[] = [];
+  afterEach(async () => {
+    for (const b of bridges.splice(0)) await b.close();
+  });
+
+  function memoryTracing(exporter: InMemorySpanExporter): Tracing {
+    const ids = new PresetIdGenerator();
+    const provider = new NodeTracerProvider({ idGenerator: ids, spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    return { tracer: provider.getTracer('test'), ids, exporting: true, forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
+  }
+
+  // The completedAt scan has no upper date, so a record dated 2999 comes back on every pass and on every start; a
+  // finished record dated ahead of the clock at all is read back until the scan passes its completedAt, longer than
+  // the tracker remembers finished ids (15 minutes from when it saw the task). Applied again after that, a task would
+  // be finished a second time: a second span and terminal count.
+  it('each task gets at most one span and one terminal count, over 40 minutes of passes and a restart', async () => {
+    let clock = T0;
+    const source = new StoreSource();
+    const exporter = new InMemorySpanExporter();
+    const finished: string[] = [];
+    const year2999 = Date.UTC(2999, 0, 1);
+    const skewed = T0 + 10 * 60_000; // a replica whose clock runs 10 minutes ahead (the tolerance is 5)
+    const start = () => {
+      const b = startBridge({
+        source,
+        logger: silent,
+        now: () => clock,
+        sinks: [{ finished: (t) => void finished.push(`${t.taskId} ${t.origin}`) }],
+        tracing: memoryTracing(exporter),
+        // Passes run when the test asks (reconcileNow), on the clock it moves.
+        config: { metrics: { defaultMetrics: false }, enrichment: { enabled: false }, reconcile: { intervalSeconds: 86_400 } },
+      });
+      bridges.push(b);
+      return b;
+    };
+    // Ended unseen, only in storage: dated 2999, and dated by the fast clock.
+    source.records.set('stored2999', record('stored2999', 'completed', { startedAt: T0 - 500, completedAt: year2999 }));
+    source.records.set('storedSkewed', record('storedSkewed', 'cancelled', { startedAt: T0 - 500, completedAt: skewed }));
+    const bridge = start();
+    await waitFor(() => source.sink !== undefined, { message: 'the source runs' });
+    // Ended on the stream (its events come first, as in life), stored likewise.
+    for (const [id, at] of [['streamed2999', year2999], ['streamedSkewed', skewed]] as const) {
+      const identity = { taskId: id, toolName: 'research_topic', toolCallId: `call-${id}`, agentId: 'research-agent', runId: `run-${id}` };
+      source.sink!.chunk({ type: 'background-task-running', payload: { ...identity, startedAt: new Date(T0 - 500), args: {} } });
+      source.sink!.chunk({ type: 'background-task-failed', payload: { ...identity, completedAt: new Date(at), error: { message: 'x' } } });
+    }
+    await bridge.whenReady(5_000);
+    await bridge.idle();
+    source.records.set('streamed2999', record('streamed2999', 'failed', { startedAt: T0 - 500, completedAt: year2999, error: { message: 'x' } }));
+    source.records.set('streamedSkewed', record('streamedSkewed', 'failed', { startedAt: T0 - 500, completedAt: skewed, error: { message: 'x' } }));
+    const scans = () => source.listCalls.filter((q) => q.dateFilterBy === 'completedAt').length;
+    const passes = async (b: BridgeHandle, fromMinute: number, toMinute: number) => {
+      // A pass a minute, pruning finished ids as the bridge's timer does.
+      for (let minute = fromMinute; minute <= toMinute; minute++) {
+        clock = T0 + minute * 60_000;
+        b.tracker.prune(clock);
+        const before = scans();
+        await b.reconcileNow();
+        expect(scans()).toBe(before + 1);
+      }
+      await b.idle();
+    };
+    await passes(bridge, 0, 40);
+    expect(bridge.tracker.tombstoneCount).toBe(0); // the dedupe window has long passed: only the reconciler remembers
+    // The skewed stored task is counted once it is due (within the tolerance), at minute 5; the one dated 2999 never
+    // (it would be a span ending in 2999 and a 973-year duration), but counted as an outlier.
+    expect(finished).toEqual(['streamed2999 event', 'streamedSkewed event', 'storedSkewed reconciled']);
+    const spansOf = (id: string) => exporter.getFinishedSpans().filter((sp) => sp.attributes['mastra.background_task.id'] === id).length;
+    expect(['stored2999', 'streamed2999', 'storedSkewed', 'streamedSkewed'].map(spansOf)).toEqual([0, 1, 1, 1]);
+    const s = await scrape(bridge.app);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'completed' })).toBe(0);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'failed' })).toBe(2);
+    expect(total(s, 'mastra_background_task_finished_total', { status: 'cancelled' })).toBe(1);
+    expect(total(s, 'mastra_task_bridge_reconciled_total')).toBe(1); // storedSkewed, once
+    expect(total(s, 'mastra_task_bridge_future_timestamps_total', { where: 'reconcile' })).toBe(4); // once per task
+
+    // A new bridge process (no checkpoint) starts from now: the records dated 2999 are read again, and not applied.
+    await bridge.close();
+    bridges.splice(0);
+    finished.length = 0;
+    const restarted = start();
+    await restarted.whenReady(5_000);
+    await passes(restarted, 41, 60);
+    expect(finished).toEqual([]);
+    expect(total(await scrape(restarted.app), 'mastra_task_bridge_future_timestamps_total', { where: 'reconcile' })).toBe(2);
   });
 });
 

@@ -4,7 +4,6 @@
 //   through reconciliation;
 // - the bridge dies while tasks finish and restarts with its checkpoint: it backfills what finished while it was down
 //   and never re-exports what it had exported.
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { type DemoProcess, dispatchTask, startDemoProcess } from './support/demo-process.js';
 
 type Tool = Parameters<typeof dispatchTask>[1];
-import { type StoredTask, TERMINAL, finishedByStatus, listAllTasks, ms, spansByTask, terminalCounts } from './support/ground-truth.js';
+import { type StoredTask, TERMINAL, allTasksDone, finishedByStatus, listAllTasks, ms, spansByTask, terminalCounts } from './support/ground-truth.js';
 import { scrape, total } from './support/metrics-text.js';
 import { type OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver.js';
 import { freePort, waitFor } from './support/poll.js';
@@ -145,7 +144,6 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
   let dir: string;
   let demo: DemoProcess;
   let receiver: OtlpReceiver;
-  let bridge: ChildProcess | undefined;
   let cli: BridgeCli;
   let spansBeforeKill: number;
   let finishedWhileDown: StoredTask[];
@@ -157,8 +155,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
     receiver = await startOtlpReceiver();
     demo = await startDemoProcess({ port: await freePort(), storageUrl: `file:${join(dir, 'mastra.db')}`, env: { DEMO_RATE: '0' } });
     cli = await bridgeCli({ dir, mastraUrl: demo.url, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } });
-    bridge = cli.start();
-    await waitFor(cli.ready, { timeoutMs: 60_000, message: `first bridge ready; log:\n${cli.log()}` });
+    await cli.start();
     for (const tool of FIRST) await dispatchTask(demo.url, tool);
     await waitFor(() => spansByTask(receiver.spans()).size === FIRST.length, { timeoutMs: 30_000, message: `first spans exported; log:\n${cli.log()}` });
     for (let i = 0; i < ACROSS_KILL; i++) await dispatchTask(demo.url, 'tail_logs', { args: { service: `svc-${i}`, tickMs: 50, maxRunMs: LONG_RUN_MS }, thread: `tail-${i}` });
@@ -166,20 +163,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
       timeoutMs: 30_000,
       message: 'the bridge sees the long tasks running',
     });
-    // Kill between two exports (the batch delay is 200 ms; an export takes a few ms): a kill in the instant between
-    // the collector accepting a batch and the checkpoint recording it would re-export that batch once.
-    let seen = receiver.requests().length;
-    let changedAt = Date.now();
-    await waitFor(
-      () => {
-        const n = receiver.requests().length;
-        if (n !== seen) [seen, changedAt] = [n, Date.now()];
-        return Date.now() - changedAt > 60;
-      },
-      { intervalMs: 5, message: 'a quiet moment between exports' },
-    );
-    bridge.kill('SIGKILL');
-    await new Promise((resolve) => bridge!.once('exit', resolve));
+    await cli.killBetweenExports(() => receiver.requests().length);
     const killedAt = Date.now();
     spansBeforeKill = receiver.spans().length;
     expect(existsSync(join(dir, 'checkpoint.jsonl'))).toBe(true);
@@ -196,16 +180,9 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
       { timeoutMs: LONG_RUN_MS + 30_000, intervalMs: 200, message: 'tasks finished while the bridge was down' },
     );
 
-    bridge = cli.start();
-    await waitFor(cli.ready, { timeoutMs: 60_000, message: `second bridge ready; log:\n${cli.log()}` });
+    await cli.start();
     for (const tool of AFTER) await dispatchTask(demo.url, tool);
-    tasks = await waitFor(
-      async () => {
-        const all = await listAllTasks(demo.url);
-        return all.length === TASKS && all.every((t) => TERMINAL.has(t.status)) ? all : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 250, message: 'every task done' },
-    );
+    tasks = await allTasksDone(demo.url, TASKS);
     await waitFor(() => tasks.every((t) => spansByTask(receiver.spans()).has(t.id)), { timeoutMs: 30_000, message: `every task exported; log:\n${cli.log()}` });
     secondRunFinished = await waitFor(
       async () => {
@@ -217,7 +194,7 @@ describe('the bridge is SIGKILLed while tasks finish and restarts with its check
   }, 360_000);
 
   afterAll(async () => {
-    if (bridge && bridge.exitCode === null) bridge.kill('SIGKILL');
+    await cli?.close();
     await demo?.kill();
     await receiver?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });

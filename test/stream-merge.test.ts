@@ -122,6 +122,71 @@ const cases: Case[] = [
     finished: () => undefined,
   },
   {
+    rule: 'shared pubsub with a suspend and resume: each chunk once, also when the slower stream is still a phase behind',
+    steps: [
+      ['a', ev('running', 0), 'applied', ['started']],
+      ['b', ev('running', 0), 'duplicate'],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['b', ev('output', undefined), 'duplicate'],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('suspended', 100), 'applied', ['suspended']],
+      ['a', ev('resumed', 5000), 'applied', ['resumed']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      // b still delivers the chunks from before the suspend: compared with that phase, not the new one
+      ['b', ev('output', undefined), 'duplicate'],
+      ['b', ev('output', undefined), 'duplicate'],
+      ['b', ev('suspended', 100), 'duplicate'],
+      ['b', ev('resumed', 5000), 'duplicate'],
+      ['b', ev('output', undefined), 'duplicate'],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['b', ev('output', undefined), 'duplicate'],
+      ['a', ev('completed', 6000), 'applied', ['finished']],
+      ['b', ev('completed', 6000), 'duplicate'],
+    ],
+    finished: (f) => expect(f.map((t) => t.outputCount)).toEqual([5]),
+  },
+  {
+    rule: "separate pubsubs, resumed on another replica: that replica's chunks count from its resume",
+    steps: [
+      ['a', ev('running', 0), 'applied', ['started']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('suspended', 100), 'applied', ['suspended']],
+      ['b', ev('resumed', 5000), 'applied', ['resumed']],
+      ['b', ev('output', undefined), 'applied', ['output']],
+      ['b', ev('output', undefined), 'applied', ['output']],
+      ['b', ev('completed', 6000), 'applied', ['finished']],
+    ],
+    finished: (f) => expect(f.map((t) => t.outputCount)).toEqual([5]),
+  },
+  {
+    rule: 'separate pubsubs, resume seen only as the other replica\'s snapshot running: its chunks count',
+    steps: [
+      ['a', ev('running', 0), 'applied', ['started']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('suspended', 100), 'applied', ['suspended']],
+      ['b', ev('running', 5000), 'applied', ['resumed']],
+      ['b', ev('output', undefined), 'applied', ['output']],
+      ['b', ev('completed', 6000), 'applied', ['finished']],
+    ],
+    finished: (f) => expect(f.map((t) => t.outputCount)).toEqual([3]),
+  },
+  {
+    rule: "a reconnect's snapshot of the same phase keeps the stream's count (no chunk counted twice, none dropped)",
+    steps: [
+      ['a', ev('running', 0), 'applied', ['started']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('running', 0), 'duplicate'], // stream a reconnected: Mastra's snapshot of the running task
+      ['a', ev('output', undefined), 'applied', ['output']],
+      ['a', ev('completed', 50), 'applied', ['finished']],
+    ],
+    finished: (f) => expect(f.map((t) => t.outputCount)).toEqual([3]),
+  },
+  {
     rule: 'events from the slower stream after the task finished are duplicates or out of order, never a second task',
     steps: [
       ['a', ev('running', 0), 'applied', ['started']],
@@ -162,5 +227,17 @@ describe('StreamMerge rules', () => {
     // t0 was dropped: its repeat is not recognised by the merge (the tracker's own rules still apply to it).
     expect(merge.admit(ev('running', -5, 't0'), 'b')).toBe('new');
     expect(merge.admit(ev('running', -5, 't9'), 'b')).toBe('repeat');
+  });
+
+  it('many suspend/resume cycles (more than the phases kept): a repeat in the latest phase is still recognised', () => {
+    const merge = new StreamMerge();
+    for (let i = 0; i < 20; i++) {
+      merge.admit(ev('resumed', i * 100), 'a');
+      expect(merge.admit(ev('output', undefined), 'a')).toBe('new');
+    }
+    // b replays the last phase: its chunk is a repeat there
+    merge.admit(ev('resumed', 1900), 'b');
+    expect(merge.admit(ev('output', undefined), 'b')).toBe('repeat');
+    expect(merge.admit(ev('output', undefined), 'b')).toBe('new');
   });
 });

@@ -8,7 +8,7 @@ const all = readdirSync('test').filter((f) => f.endsWith('.test.ts')).map((f) =>
 const unit = all.filter((f) => !INTEGRATION_TESTS.includes(f) && !SYSTEM_TESTS.includes(f));
 
 /** Imports that mean a file is not a unit test: Mastra and the demo, system binaries, browsers, processes. */
-const HEAVY = [/'@mastra\//, /'\.\.\/demo\//, /'node:child_process'/, /'playwright-core'/, /support\/(prometheus|alertmanager|demo-process|system)\.js'/, /'\.\.\/bench\//];
+const HEAVY = [/'@mastra\//, /'\.\.\/demo\//, /'node:child_process'/, /'playwright-core'/, /support\/(prometheus|alertmanager|jaeger|child|bridge-cli|demo-process|system)\.js'/, /'\.\.\/bench\//];
 
 describe('test tiers', () => {
   it('every listed file exists and is in one tier only', () => {

@@ -95,7 +95,7 @@ export class InProcessSource implements TaskSource {
     return { tasks, total: typeof raw.total === 'number' ? raw.total : tasks.length, invalid };
   }
 
-  async findToolCallSpan(runId: string, toolCallId: string): Promise<SpanRef | null | undefined> {
+  async findToolCallSpan(runId: string, toolCallId: string, _signal?: AbortSignal, startedAt?: number): Promise<SpanRef | null | undefined> {
     // Traces are worth looking for once the store holds one (checked until it does). The first lookup comes seconds
     // after a task's start (see PlacementResolver), so an app with observability has stored its first spans by then;
     // a store with none at all (tracing off, or only work outside agent runs) has nothing to find: fall back at once,
@@ -103,7 +103,7 @@ export class InProcessSource implements TaskSource {
     if (!this.tracesStored) this.tracesStored = await hasTraceStorage(this.mastra as never);
     if (!this.tracesStored) return undefined;
     this.spanFinder ??= new RunSpanFinder(storeReads(this.mastra as never));
-    return this.spanFinder.find(runId, toolCallId);
+    return this.spanFinder.find(runId, toolCallId, undefined, startedAt);
   }
 
   private spanFinder: RunSpanFinder | undefined;

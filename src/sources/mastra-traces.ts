@@ -36,11 +36,16 @@ export interface StoredSpan {
 }
 
 /** The subset of Mastra's ObservabilityStorage API used here (kept structural: methods may be "not implemented"). */
+interface TraceListArgs {
+  filters?: { runId?: string; startedAt?: { start?: Date; end?: Date } };
+  pagination?: { page: number; perPage: number };
+  orderBy?: { field: 'startedAt'; direction: 'DESC' };
+}
+
 interface TraceStore {
-  listTraces(args: {
-    filters?: { runId?: string };
-    pagination?: { page: number; perPage: number };
-  }): Promise<{ spans: StoredSpan[] }>;
+  listTraces(args: TraceListArgs): Promise<{ spans: StoredSpan[] }>;
+  /** The same rows without input, output and attributes (Mastra ≥ 1.6x); optional. */
+  listTracesLight?(args: TraceListArgs): Promise<{ spans: StoredSpan[] }>;
   getTrace(args: { traceId: string }): Promise<{ traceId: string; spans: StoredSpan[] } | null>;
   listBranches?(args: {
     filters?: { runId?: string; spanType?: string };
@@ -71,10 +76,26 @@ export interface TraceReads {
   traceSpans(traceId: string, signal?: AbortSignal): Promise<StoredSpan[] | undefined>;
   /** tool_call spans of the run found through the branch index (runs nested under another root); optional. */
   runToolCallBranches?(runId: string, signal?: AbortSignal): Promise<StoredSpan[]>;
+  /**
+   * Root spans (one per trace) started in [from, to], newest first, at most `limit`: one read for the trace ids of
+   * many runs. undefined when the store cannot list them this way (the per-run list is used instead). Optional.
+   */
+  recentRoots?(from: Date, to: Date, limit: number, signal?: AbortSignal): Promise<StoredSpan[] | undefined>;
+}
+
+/** The run a stored root span belongs to: its runId column (full records) or metadata.runId (light records). */
+export function runIdOf(span: StoredSpan): string | undefined {
+  if (typeof span.runId === 'string') return span.runId;
+  const fromMetadata = span.metadata?.['runId'];
+  return typeof fromMetadata === 'string' ? fromMetadata : undefined;
 }
 
 interface RunEntry {
   traceIds: string[] | undefined;
+  /** traceIds came from a shared root listing (which may not show every trace of the run): a miss asks by runId. */
+  fromListing?: boolean;
+  /** A shared listing was tried for this run: it is not waited for again. */
+  listed?: boolean;
   /** toolCallId → its span, for every tool_call span of the run read so far. */
   spans: Map<string, SpanRef>;
   reading: Promise<boolean | undefined> | undefined;
@@ -83,18 +104,48 @@ interface RunEntry {
 const RUNS_KEPT = 1_000;
 
 /**
+ * How long lookups for run trace ids are gathered into one root listing. A quick task's lookup comes at a fixed delay
+ * after its start (PlacementResolver), so lookups arrive at the rate tasks start: a window this long gathers several
+ * runs a request on a busy app, and delays only the span (the count never waits on placement).
+ */
+export const ROOTS_WINDOW_MS = 500;
+/** How long before a task's start its run's root span may have started (the agent's steps before the tool call). */
+export const ROOTS_LEAD_MS = 60_000;
+/** Most roots one listing asks for (each costs Mastra about 0.1 ms to serve: asked in proportion to the runs waiting). */
+const ROOTS_MAX = 100;
+const ROOTS_PER_RUN = 2;
+const ROOTS_SPARE = 8;
+
+interface RootWaiter {
+  runId: string;
+  at: number;
+  resolve: (found: boolean) => void;
+}
+
+/**
  * Finds a task's tool_call span with as few reads as it can: an answer already read costs nothing; a lookup that
- * finds a read of the same run under way waits for it; the run's trace ids are read once. Bounded (RUNS_KEPT runs,
- * oldest first out).
+ * finds a read of the same run under way waits for it; the run's trace ids are read once, and for runs whose tasks'
+ * start times are known, gathered for ROOTS_WINDOW_MS and read for all of them in one root listing (newest first,
+ * from the earliest start less ROOTS_LEAD_MS to the latest) that also remembers the trace ids of every other run it
+ * lists (their tasks, still running, need no list of their own when they end); a run the listing does not show is
+ * asked for by runId as before. Bounded (RUNS_KEPT runs, oldest first out).
  */
 export class RunSpanFinder {
   private readonly runs = new Map<string, RunEntry>();
+  private rootWaiters: RootWaiter[] = [];
+  private rootTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once the store answered a root listing with an error: the per-run list only, from then on. */
+  private rootsUnsupported = false;
 
-  constructor(private readonly reads: TraceReads) {}
+  constructor(
+    private readonly reads: TraceReads,
+    private readonly windowMs = ROOTS_WINDOW_MS,
+  ) {}
 
-  async find(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
+  /** `startedAt`: the task's start (Mastra's clock, ms), when known: lets its run's trace id come from a shared listing. */
+  async find(runId: string, toolCallId: string, signal?: AbortSignal, startedAt?: number): Promise<SpanRef | null | undefined> {
     if (!runId || !toolCallId) return null;
-    let entry = this.runs.get(runId);
+    const entry = this.runs.get(runId);
     const known = entry?.spans.get(toolCallId);
     if (known) return known;
     if (entry?.reading) {
@@ -103,25 +154,30 @@ export class RunSpanFinder {
       if (stored === undefined) return undefined;
       return entry.spans.get(toolCallId) ?? null;
     }
-    if (!entry) {
-      entry = { traceIds: undefined, spans: new Map(), reading: undefined };
-      this.runs.set(runId, entry);
-      if (this.runs.size > RUNS_KEPT) this.runs.delete(this.runs.keys().next().value as string);
-    }
-    const e = entry;
-    const reading = this.read(runId, e, signal);
+    const e = entry ?? this.entry(runId);
+    const reading = this.read(runId, e, signal, startedAt);
     e.reading = reading;
     try {
       const stored = await reading;
       if (stored === undefined) return undefined;
-      return e.spans.get(toolCallId) ?? null;
+      const found = e.spans.get(toolCallId);
+      if (!found && e.fromListing) {
+        // The listing may have shown only some of the run's traces: the next attempt asks for all of them.
+        e.traceIds = undefined;
+        e.fromListing = false;
+      }
+      return found ?? null;
     } finally {
       if (e.reading === reading) e.reading = undefined;
     }
   }
 
   /** Reads the run's traces into `entry`: undefined when the app stores no traces, else whether any trace was read. */
-  private async read(runId: string, entry: RunEntry, signal?: AbortSignal): Promise<boolean | undefined> {
+  private async read(runId: string, entry: RunEntry, signal?: AbortSignal, startedAt?: number): Promise<boolean | undefined> {
+    if (entry.traceIds === undefined && !entry.listed && startedAt !== undefined && this.reads.recentRoots && !this.rootsUnsupported) {
+      entry.listed = true;
+      await this.listedWithOthers(runId, startedAt);
+    }
     let traceIds = entry.traceIds;
     if (traceIds === undefined) {
       const ids = await this.reads.runTraceIds(runId, signal);
@@ -140,6 +196,63 @@ export class RunSpanFinder {
       }
     }
     return traceIds.length > 0 || entry.spans.size > 0;
+  }
+
+  /** Waits for the next shared root listing; true when it showed the run (its trace ids are then in its entry). */
+  private listedWithOthers(runId: string, at: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.rootWaiters.push({ runId, at, resolve });
+      this.rootTimer ??= setTimeout(() => void this.listRoots(), this.windowMs);
+    });
+  }
+
+  private async listRoots(): Promise<void> {
+    const waiters = this.rootWaiters;
+    this.rootWaiters = [];
+    this.rootTimer = undefined;
+    let from = Infinity;
+    let to = -Infinity;
+    for (const w of waiters) {
+      from = Math.min(from, w.at);
+      to = Math.max(to, w.at);
+    }
+    const runs = new Set(waiters.map((w) => w.runId)).size;
+    const limit = Math.min(ROOTS_MAX, runs * ROOTS_PER_RUN + ROOTS_SPARE);
+    let roots: StoredSpan[] | undefined = [];
+    try {
+      // No caller's signal: the listing serves every waiter; a source bounds its own request time.
+      roots = await this.reads.recentRoots!(new Date(from - ROOTS_LEAD_MS), new Date(to), limit);
+    } catch {
+      // A failed request (not an unsupported one): these runs are asked for by runId.
+      roots = [];
+    }
+    if (roots === undefined) this.rootsUnsupported = true;
+    const byRun = new Map<string, Set<string>>();
+    for (const root of roots ?? []) {
+      const run = runIdOf(root);
+      if (run === undefined || typeof root.traceId !== 'string') continue;
+      let ids = byRun.get(run);
+      if (!ids) byRun.set(run, (ids = new Set()));
+      ids.add(root.traceId);
+    }
+    for (const [run, ids] of byRun) {
+      const entry = this.entry(run);
+      if (entry.traceIds !== undefined || entry.listed && !waiters.some((w) => w.runId === run)) continue;
+      entry.traceIds = [...ids];
+      entry.fromListing = true;
+      entry.listed = true;
+    }
+    for (const w of waiters) w.resolve(byRun.has(w.runId));
+  }
+
+  private entry(runId: string): RunEntry {
+    let entry = this.runs.get(runId);
+    if (!entry) {
+      entry = { traceIds: undefined, spans: new Map(), reading: undefined };
+      this.runs.set(runId, entry);
+      if (this.runs.size > RUNS_KEPT) this.runs.delete(this.runs.keys().next().value as string);
+    }
+    return entry;
   }
 
   private remember(entry: RunEntry, span: StoredSpan, traceId: string): void {
@@ -189,6 +302,18 @@ export function storeReads(mastra: Mastra): TraceReads {
       } catch {
         return undefined;
       }
+    },
+    async recentRoots(from, to, limit) {
+      const store = await getTraceStore(mastra);
+      if (!store) return undefined;
+      const args: TraceListArgs = {
+        filters: { startedAt: { start: from, end: to } },
+        pagination: { page: 0, perPage: limit },
+        orderBy: { field: 'startedAt', direction: 'DESC' },
+      };
+      // A throw is this call's failure (the runs are asked for one by one), not "unsupported".
+      const { spans } = typeof store.listTracesLight === 'function' ? await store.listTracesLight(args) : await store.listTraces(args);
+      return spans;
     },
     // Branch index (tool_call spans by their own runId): also finds agent runs nested under another root (e.g. an
     // agent called from a workflow). Not every store implements it.

@@ -294,10 +294,31 @@ export class RemoteSource implements TaskSource {
       const spans = (trace?.body as { spans?: unknown } | undefined)?.spans;
       return Array.isArray(spans) ? (spans as StoredSpan[]) : undefined;
     },
+    recentRoots: (from, to, limit, signal) => this.recentRoots(from, to, limit, signal),
   });
 
-  findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined> {
-    return this.spanFinder.find(runId, toolCallId, signal);
+  findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal, startedAt?: number): Promise<SpanRef | null | undefined> {
+    return this.spanFinder.find(runId, toolCallId, signal, startedAt);
+  }
+
+  /**
+   * Root spans started in [from, to], newest first (Mastra's default order), from the light listing: no input or
+   * output, the run id in `metadata.runId`. undefined when the server has no such route or filter (older Mastra, no
+   * observability storage): the per-run list is used. Throws on a failed request.
+   */
+  private async recentRoots(from: Date, to: Date, limit: number, signal?: AbortSignal): Promise<StoredSpan[] | undefined> {
+    const query = new URLSearchParams({
+      startedAt: JSON.stringify({ start: from.toISOString(), end: to.toISOString() }),
+      page: '0',
+      perPage: String(limit),
+    });
+    const { status, body } = await this.request(`/observability/traces/light?${query}`, signal);
+    // No such route or filter here: asked by runId from now on. Any other error is this request's alone.
+    if (status === 400 || status === 404 || status === 405 || status === 501) return undefined;
+    if (status >= 400) throw new SourceError(`listing recent traces: HTTP ${status}`, 'bad_response');
+    const spans = (body as { spans?: unknown } | undefined)?.spans;
+    if (!Array.isArray(spans)) return undefined;
+    return spans as StoredSpan[];
   }
 
   /** The run's trace ids; [] when not stored (yet); undefined when the server stores no traces at all. */

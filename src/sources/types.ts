@@ -92,5 +92,5 @@ export interface TaskSource {
    * Mastra's own `tool_call` span for a task, from its stored traces: undefined when the app stores no traces (auto
    * placement falls back at once), null when traces exist but this one is not (yet) there.
    */
-  findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal): Promise<SpanRef | null | undefined>;
+  findToolCallSpan(runId: string, toolCallId: string, signal?: AbortSignal, startedAt?: number): Promise<SpanRef | null | undefined>;
 }

@@ -1,14 +1,14 @@
 // Test support: a real Alertmanager on a free 127.0.0.1 port with a temp config and storage, no cluster gossip
 // ($ALERTMANAGER_BIN, else the Go-built 0.35 of test/peers/build.sh when built, else Debian's 0.25 in /usr/bin); and a
 // webhook receiver (a tiny HTTP server) that records what it gets.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startPeer } from './child.js';
 import { peerBinary } from './peers.js';
-import { freePort, waitFor } from './poll.js';
+import { freePort } from './poll.js';
 
 export const ALERTMANAGER_BIN = peerBinary('alertmanager', '/usr/bin/prometheus-alertmanager');
 /** amtool of the same Alertmanager (Debian's is /usr/bin/amtool). */
@@ -26,39 +26,17 @@ export async function startAlertmanager(configYaml: string): Promise<Alertmanage
   await writeFile(configPath, configYaml);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  let output = '';
-  const child = spawn(
-    ALERTMANAGER_BIN,
-    [`--config.file=${configPath}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  let exited = false;
-  const exit = new Promise<void>((done) => child.once('exit', () => ((exited = true), done())));
-  const killOnExit = (): void => void child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const close = async (): Promise<void> => {
-    process.removeListener('exit', killOnExit);
-    if (!exited) {
-      child.kill('SIGTERM');
-      await exit;
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(
-      async () => {
-        if (exited) throw new Error('alertmanager exited');
-        return (await fetch(`${url}/-/ready`)).ok;
-      },
-      { timeoutMs: 20_000, intervalMs: 100, message: `${url}/-/ready` },
-    );
-  } catch (err) {
-    await close();
-    throw new Error(`${(err as Error).message}\n--- alertmanager output ---\n${output}`);
-  }
-  return { url, close, logs: () => output };
+  const peer = await startPeer({
+    name: 'alertmanager',
+    bin: ALERTMANAGER_BIN,
+    args: [`--config.file=${configPath}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
+    ready: async () => (await fetch(`${url}/-/ready`)).ok,
+    readyTimeoutMs: 20_000,
+    intervalMs: 100,
+    readyMessage: `${url}/-/ready`,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  });
+  return { url, close: peer.close, logs: peer.output };
 }
 
 export interface WebhookAlert {

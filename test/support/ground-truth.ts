@@ -2,6 +2,7 @@
 // bridge), and helpers comparing it with what the bridge exported and counted.
 import type { Sample } from './metrics-text.js';
 import type { ReceivedSpan } from './otlp-receiver.js';
+import { waitFor } from './poll.js';
 
 export interface StoredTask {
   id: string;
@@ -32,6 +33,17 @@ export async function listAllTasks(baseUrl: string, token?: string): Promise<Sto
     if (body.tasks.length < 100 || out.length >= body.total) break;
   }
   return out;
+}
+
+/** Waits until Mastra has stored exactly `count` tasks, every one of them terminal, and resolves with them. */
+export async function allTasksDone(baseUrl: string, count: number): Promise<StoredTask[]> {
+  return waitFor(
+    async () => {
+      const all = await listAllTasks(baseUrl);
+      return all.length === count && all.every((t) => TERMINAL.has(t.status)) ? all : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250, message: `${count} stored tasks, every one done` },
+  );
 }
 
 /** Counts of stored tasks by status. */

@@ -1,11 +1,11 @@
 // Test support: a real Jaeger v2 (built from its Go module by test/peers/build.sh) on the shipped config/jaeger.yaml,
 // every listener moved to a free 127.0.0.1 port through the file's JAEGER_* variables, in-memory storage; and a small
 // client of Jaeger's own query API (the JSON API its UI uses: /api/traces/<id>, /api/traces?service=&tags=).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { startPeer } from './child.js';
 import { missingPeer, peerBinary } from './peers.js';
-import { freePort, waitFor } from './poll.js';
+import { freePort } from './poll.js';
 
 export const JAEGER_BIN = peerBinary('jaeger');
 export const JAEGER_CONFIG = resolve(import.meta.dirname, '../../config/jaeger.yaml');
@@ -54,8 +54,11 @@ export const parentOf = (span: JaegerSpan): string | undefined => span.reference
 export async function startJaeger(): Promise<JaegerHandle> {
   if (!existsSync(JAEGER_BIN)) throw missingPeer('jaeger', JAEGER_BIN);
   const [otlpHttp, otlpGrpc, queryHttp, queryGrpc, health] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-  let output = '';
-  const child: ChildProcess = spawn(JAEGER_BIN, ['--config', JAEGER_CONFIG], {
+  const queryUrl = `http://127.0.0.1:${queryHttp}`;
+  const peer = await startPeer({
+    name: 'jaeger',
+    bin: JAEGER_BIN,
+    args: ['--config', JAEGER_CONFIG],
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -68,43 +71,15 @@ export async function startJaeger(): Promise<JaegerHandle> {
       // Jaeger's query service traces itself to an OTLP collector at localhost:4317 by default: not here.
       OTEL_TRACES_EXPORTER: 'none',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const append = (c: Buffer): void => {
-    output += c.toString('utf8');
-    if (output.length > 200_000) output = output.slice(-100_000);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  let exited = false;
-  const exit = new Promise<void>((done) => child.once('exit', () => ((exited = true), done())));
-  const killOnExit = (): void => void child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const close = async (): Promise<void> => {
-    process.removeListener('exit', killOnExit);
-    if (!exited) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exit;
-      clearTimeout(t);
-    }
-  };
-
-  const queryUrl = `http://127.0.0.1:${queryHttp}`;
-  try {
     // Health 200 means the pipeline (OTLP receiver included) runs; the query API answering means the UI side does.
-    await waitFor(
-      async () => {
-        if (exited) throw new Error('jaeger exited');
-        const [h, q] = await Promise.all([fetch(`http://127.0.0.1:${health}/status`), fetch(`${queryUrl}/api/services`)]);
-        return h.ok && q.ok;
-      },
-      { timeoutMs: 30_000, intervalMs: 100, message: 'jaeger healthy and its query API up' },
-    );
-  } catch (err) {
-    await close();
-    throw new Error(`${(err as Error).message}\n--- jaeger output ---\n${output}`);
-  }
+    ready: async () => {
+      const [h, q] = await Promise.all([fetch(`http://127.0.0.1:${health}/status`), fetch(`${queryUrl}/api/services`)]);
+      return h.ok && q.ok;
+    },
+    readyTimeoutMs: 30_000,
+    intervalMs: 100,
+    readyMessage: 'jaeger healthy and its query API up',
+  });
 
   const getJson = async <T>(path: string): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${queryUrl}${path}`);
@@ -142,7 +117,7 @@ export async function startJaeger(): Promise<JaegerHandle> {
       const { body } = await getJson<{ data: string[] | null }>('/api/services');
       return body.data ?? [];
     },
-    logs: () => output,
-    close,
+    logs: peer.output,
+    close: peer.close,
   };
 }

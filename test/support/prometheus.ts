@@ -3,11 +3,12 @@
 // test/peers/build.sh when built, else Debian's /usr/bin ones (2.42). Prometheus gets a temp dir (config + TSDB), a free loopback port and exemplar storage.
 // Note: /-/ready answers within ~0.1 s, but the first scrape lands ~6 s after start (fixed service-discovery delay),
 // so start one Prometheus per file (beforeAll) and `waitForTargetsUp()` before querying.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startPeer } from './child.js';
 import { peerBinary } from './peers.js';
 import { freePort, waitFor } from './poll.js';
 
@@ -122,10 +123,10 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
 
-  let output = '';
-  const child: ChildProcess = spawn(
-    PROMETHEUS_BIN,
-    [
+  const peer = await startPeer({
+    name: 'prometheus',
+    bin: PROMETHEUS_BIN,
+    args: [
       `--config.file=${configPath}`,
       `--web.listen-address=127.0.0.1:${port}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,
@@ -133,44 +134,12 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
       '--web.enable-lifecycle',
       '--log.level=info',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const append = (chunk: Buffer): void => {
-    output += chunk.toString('utf8');
-    if (output.length > 200_000) output = output.slice(-100_000);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exitPromise = new Promise<void>((resolveExit) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolveExit();
-    });
+    ready: async () => (await fetch(`${url}/-/ready`)).ok,
+    readyTimeoutMs: opts.readyTimeoutMs ?? 20_000,
+    intervalMs: 50,
+    readyMessage: `${url}/-/ready`,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
   });
-  child.once('error', (err) => {
-    output += `\n[spawn error] ${err.message}\n`;
-  });
-
-  // If the test worker exits without calling close() (crash, timeout), do not leave Prometheus running.
-  const killOnExit = (): void => {
-    if (!exited) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    process.removeListener('exit', killOnExit);
-    if (!exited) {
-      child.kill('SIGTERM');
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exitPromise;
-      clearTimeout(killTimer);
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
 
   const get = async (path: string, params: Record<string, string> = {}): Promise<unknown> => {
     const qs = new URLSearchParams(params).toString();
@@ -190,21 +159,6 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
 
   const targets = async (): Promise<PrometheusTarget[]> =>
     ((await get('targets', { state: 'active' })) as { activeTargets: PrometheusTarget[] }).activeTargets;
-
-  try {
-    await waitFor(
-      async () => {
-        if (exited) throw new Error(`prometheus exited early (${JSON.stringify(exited)})`);
-        const res = await fetch(`${url}/-/ready`);
-        return res.ok;
-      },
-      { timeoutMs: opts.readyTimeoutMs ?? 20_000, intervalMs: 50, message: `${url}/-/ready` },
-    );
-  } catch (err) {
-    const log = output;
-    await close();
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- prometheus output ---\n${log}`);
-  }
 
   return {
     url,
@@ -227,7 +181,8 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
       try {
         await waitFor(
           async () => {
-            if (exited) throw new Error(`prometheus exited (${JSON.stringify(exited)})`);
+            const exit = peer.exit();
+            if (exit) throw new Error(`prometheus exited (${JSON.stringify(exit)})`);
             last = await targets();
             return last.length > 0 && last.every((t) => t.health === 'up');
           },
@@ -237,13 +192,13 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
         const summary = last.map((t) => `${t.scrapeUrl}: ${t.health}${t.lastError ? ` (${t.lastError})` : ''}`);
         throw new Error(
           `targets not all up after ${timeoutMs} ms: ${summary.join('; ') || 'no targets'}` +
-            `${err instanceof Error && !summary.length ? ` — ${err.message}` : ''}\n--- prometheus output (tail) ---\n${output.slice(-3000)}`,
+            `${err instanceof Error && !summary.length ? ` — ${err.message}` : ''}\n--- prometheus output (tail) ---\n${peer.output().slice(-3000)}`,
         );
       }
     },
     api: async <T = unknown>(path: string, params?: Record<string, string>) => (await get(path, params)) as T,
-    close,
-    logs: () => output,
+    close: peer.close,
+    logs: peer.output,
   };
 }
 
