@@ -11,7 +11,8 @@ import { BridgeMetrics } from '../src/metrics.js';
 import { Pipeline } from '../src/pipeline.js';
 import { PlacementResolver } from '../src/placement.js';
 import type { TaskSink } from '../src/sinks.js';
-import type { TaskSource } from '../src/sources/types.js';
+import type { TaskPage, TaskQuery, TaskSource } from '../src/sources/types.js';
+import { waitFor } from './support/poll.js';
 import { SpanWriter } from '../src/spans.js';
 import { PresetIdGenerator } from '../src/telemetry.js';
 import { TaskTracker } from '../src/tracker.js';
@@ -26,14 +27,17 @@ const record = (taskId: string, over: Partial<TaskRecord> = {}): TaskRecord => {
 const running = (taskId: string) => ({ type: 'background-task-running', payload: { ...base(taskId), startedAt: new Date(T0), args: {} } });
 const completed = (taskId: string) => ({ type: 'background-task-completed', payload: { ...base(taskId), completedAt: new Date(T0 + 1_000), result: 1 } });
 
-function setup(opts: { sinks?: TaskSink[]; lookup?: (taskId: string) => Promise<TaskRecord | null> } = {}) {
+function setup(
+  opts: { sinks?: TaskSink[]; lookup?: (taskId: string) => Promise<TaskRecord | null>; list?: (q: TaskQuery) => Promise<TaskPage>; batchWindowMs?: number } = {},
+) {
   const exporter = new InMemorySpanExporter();
   const provider = new NodeTracerProvider({ idGenerator: new PresetIdGenerator(), spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 60_000 })] });
   const ids = new PresetIdGenerator();
   const tracing = { tracer: provider.getTracer('pipeline-test'), ids, exporting: true, forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
-  const source: Pick<TaskSource, 'getTask' | 'findToolCallSpan'> = {
+  const source: Pick<TaskSource, 'getTask' | 'findToolCallSpan'> & Partial<Pick<TaskSource, 'listTasks'>> = {
     getTask: opts.lookup ?? (async () => null),
     findToolCallSpan: async () => undefined,
+    ...(opts.list ? { listTasks: opts.list } : {}),
   };
   const warnings: string[] = [];
   const logger = pino({ level: 'warn' }, { write: (s: string) => void warnings.push(s) });
@@ -42,7 +46,11 @@ function setup(opts: { sinks?: TaskSink[]; lookup?: (taskId: string) => Promise<
     tracker: new TaskTracker({}),
     metrics,
     spans: new SpanWriter(tracing),
-    enricher: new Enricher(source, { enabled: opts.lookup !== undefined, concurrency: 2, maxQueue: 100, cacheSize: 100, timeoutMs: 5_000 }, () => {}),
+    enricher: new Enricher(
+      source,
+      { enabled: opts.lookup !== undefined, concurrency: 2, maxQueue: 100, cacheSize: 100, timeoutMs: 5_000, ...(opts.batchWindowMs !== undefined ? { batchWindowMs: opts.batchWindowMs } : {}) },
+      () => {},
+    ),
     placement: new PlacementResolver(source, { mode: 'run', attempts: 1, retryDelayMs: 0, timeoutMs: 1_000 }),
     logger,
     exporting: true,
@@ -117,5 +125,40 @@ describe('Pipeline', () => {
     expect(await finishedTotal()).toBe(3);
     expect(await spans()).toHaveLength(3);
     expect(warnings.filter((w) => w.includes('task sink failed'))).toHaveLength(6);
+  });
+
+  it('passes each task’s time to enrichment: first sights share a startedAt window, stale records a completedAt one', async () => {
+    const stored = new Map<string, TaskRecord>();
+    // Retries allowed: the record read at first sight may be stale at the end, so the end is looked up again.
+    for (const id of ['a', 'b']) stored.set(id, record(id, { status: 'running', completedAt: undefined, maxRetries: 1, threadId: `thread-${id}` }));
+    const gets: string[] = [];
+    const queries: TaskQuery[] = [];
+    const list = async (q: TaskQuery): Promise<TaskPage> => {
+      queries.push(q);
+      const by = q.dateFilterBy!;
+      const tasks = [...stored.values()].filter((r) => r[by]! >= q.fromDate!.getTime() && r[by]! < q.toDate!.getTime());
+      return { tasks, total: tasks.length, invalid: 0 };
+    };
+    const lookedUp: string[] = [];
+    const { pipeline, spans } = setup({
+      lookup: async (id) => (gets.push(id), stored.get(id) ?? null),
+      list,
+      batchWindowMs: 60_000, // sent by idle() only: the test decides when
+      sinks: [{ finished: () => undefined, lookedUp: (id) => void lookedUp.push(id) }],
+    });
+    pipeline.chunk(running('a'));
+    pipeline.chunk(running('b'));
+    await pipeline.idle();
+    await waitFor(() => lookedUp.length === 2, { timeoutMs: 5_000, message: 'both first-sight lookups answered' });
+    for (const id of ['a', 'b']) stored.set(id, record(id, { maxRetries: 1, threadId: `thread-${id}` }));
+    pipeline.chunk(completed('a'));
+    pipeline.chunk(completed('b'));
+    await pipeline.idle();
+    expect(queries.map((q) => [q.dateFilterBy, q.fromDate!.getTime() - T0, q.toDate!.getTime() - T0])).toEqual([
+      ['startedAt', 0, 1],
+      ['completedAt', 1_000, 1_001],
+    ]);
+    expect(gets).toEqual([]);
+    expect((await spans()).map((s) => s.attributes['gen_ai.conversation.id']).sort()).toEqual(['thread-a', 'thread-b']);
   });
 });
