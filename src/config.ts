@@ -160,7 +160,7 @@ export const ConfigSchema = z.strictObject({
       cacheSize: int(0, 1_000_000).default(10_000),
       timeoutMs: int(100, 600_000).default(5_000),
       /** Lookups gathered this long go as one listTasks date window (0: one getTask each); see src/enrichment.ts. */
-      batchWindowMs: int(0, 10_000).default(200),
+      batchWindowMs: int(0, 10_000).default(0),
     })
     .prefault({}),
   reconcile: z

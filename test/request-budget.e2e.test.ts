@@ -100,6 +100,8 @@ describe('requests the bridge sends to a Mastra server', () => {
         metrics: { defaultMetrics: false },
         // One reconciliation pass (after connect) during the test.
         reconcile: { intervalSeconds: 3600 },
+        // Batched lookups are opt-in (a date window scans Mastra's task table): on here so both kinds are counted.
+        enrichment: { batchWindowMs: 200 },
       },
     });
     await bridge.whenReady(30_000);
