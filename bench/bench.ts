@@ -16,7 +16,7 @@
 //     on: traces stored + OTLP to a discarding receiver) running 1000 quick background tasks, without and with the
 //     bridge attached, ABBA-alternated, medians.
 // (r) Mastra overhead, remote: the demo Mastra server in its own process (bench/remote-mastra.ts; LibSQL, observability
-//     on) running bursts of agent runs, phases without and with a bridge attached over HTTP (ABBA twice), Mastra's own
+//     on) running bursts of agent runs, phases without and with a bridge attached over HTTP (ABBA three times; "without" waits as long after each burst as the bridge took to catch up), Mastra's own
 //     CPU time per task compared.
 //
 // Switches: `--parts=a,b,c,r` runs only the parts listed (e.g. `--parts=r`); `--throughput-only` is `--parts=a`.
@@ -702,6 +702,7 @@ async function remoteOverhead(): Promise<RemoteResult> {
 
   try {
     const { url } = await ask<{ url: string }>('url');
+    let settleMs = 0;
     const phase = async (arm: 'without' | 'with', runs: number): Promise<RemotePhase> => {
       let handle: ReturnType<typeof startBridge> | undefined;
       let exporter: PlacementCountingExporter | undefined;
@@ -731,6 +732,11 @@ async function remoteOverhead(): Promise<RemoteResult> {
         await handle.idle();
         await handle.tracing.forceFlush();
         r.catchUpMs = performance.now() - t1;
+        settleMs = Math.max(settleMs, r.catchUpMs);
+      } else {
+        // The same wall time after the burst as a bridge takes to catch up (the longest so far): Mastra's own work in
+        // that time (its exporters' timers, the storage batch) is charged to neither arm.
+        await new Promise((res) => setTimeout(res, settleMs));
       }
       await ask('flush');
       const { cpuMs: c1 } = await ask<{ cpuMs: number }>('cpu');
@@ -746,7 +752,8 @@ async function remoteOverhead(): Promise<RemoteResult> {
     };
     await phase('without', 30);
     await phase('with', 30);
-    const schedule: ('without' | 'with')[] = ['without', 'with', 'with', 'without', 'without', 'with', 'with', 'without'];
+    // ABBA three times: single phases of one arm spread by ±15% on this box; six per arm give a steadier median.
+    const schedule: ('without' | 'with')[] = ['without', 'with', 'with', 'without', 'without', 'with', 'with', 'without', 'without', 'with', 'with', 'without'];
     const phases: RemotePhase[] = [];
     for (const arm of schedule) {
       const r = await phase(arm, REMOTE_RUNS);
@@ -996,7 +1003,7 @@ async function remoteMastraOverhead(): Promise<RemoteResult> {
   log(`    Phases of ${REMOTE_RUNS} agent runs (scripted model, one quick research_topic call each), ${REMOTE_AT_ONCE} at a time; "with": a`);
   log(`    bridge in this process on RemoteSource over HTTP, config defaults (enrichment on, placement ${REMOTE_PARENT ?? 'auto'}), from before the`);
   log('    burst until it has finished every task. Figure: Mastra\'s own CPU (process.cpuUsage, reported by the server) per');
-  log('    task over the phase incl. a final span flush. ABBA twice (4 phases per arm) after a warm-up of each; medians.');
+  log('    task over the phase incl. a final span flush. ABBA three times (6 phases per arm) after a warm-up of each; "without" waits as long after its burst as a bridge took to catch up; medians.');
   const r = await remoteOverhead();
   log(`    median Mastra CPU per task without: ${fmt(r.cpuWithout, 2)} ms, with: ${fmt(r.cpuWith, 2)} ms; ratio without/with ${r.ratio.toFixed(3)}`);
   return r;

@@ -8,6 +8,7 @@ import { type BridgeHandle, startBridge } from '../src/bridge.js';
 import { createDemoMastra, shutdownDemoMastra } from '../demo/app.js';
 import { SCENARIO_AGENT, type Scenario, runScenario, scenarioPrompt } from '../demo/workload.js';
 import { findToolCallSpan } from '../src/sources/mastra-traces.js';
+import { InProcessSource } from '../src/sources/in-process.js';
 import { runTraceId, taskSpanId } from '../src/span-ids.js';
 import { TOOL_CALL_SPANS_NEST } from './support/mastra-version.js';
 import { scrape, total } from './support/metrics-text.js';
@@ -261,5 +262,28 @@ describe('bridge started while tasks already run', () => {
     expect(refund.startTimeUnixNano).toBe(ns(truth.firstStart.get(suspended.id)!));
     expect(refund.startTimeUnixNano).toBeLessThan(ns(new Date(stored!.startedAt!).getTime()));
     truth.stop();
+  });
+});
+
+describe('in process, an app that stores no traces', () => {
+  it('tasks that ask together cost one storage check, and the answer holds for the lookups right after', async () => {
+    const mastra = createDemoMastra();
+    try {
+      const store = (await mastra.getStorage()!.getStore('observability'))!;
+      let listed = 0;
+      const listTraces = store.listTraces.bind(store);
+      store.listTraces = (async (args: never) => {
+        listed++;
+        return listTraces(args);
+      }) as typeof store.listTraces;
+      const source = new InProcessSource(mastra as never);
+      const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => source.findToolCallSpan(`run-${i}`, `call-${i}`)));
+      expect(answers.every((a) => a === undefined)).toBe(true);
+      expect(listed).toBe(1);
+      expect(await source.findToolCallSpan('run-x', 'call-x')).toBeUndefined();
+      expect(listed).toBe(1);
+    } finally {
+      await shutdownDemoMastra(mastra);
+    }
   });
 });

@@ -6,6 +6,9 @@
 
 import { type TaskRecord, parseTaskRecord } from '../events.js';
 import { RunSpanFinder, hasTraceStorage, storeReads } from './mastra-traces.js';
+
+/** How long a "no traces stored" answer is reused by the lookups that come right after it. */
+const STORAGE_RECHECK_MS = 1_000;
 import { SourceError, type SourceSink, type SpanRef, type TaskPage, type TaskQuery, type TaskSource } from './types.js';
 import { sleepUnlessAborted } from '../sleep.js';
 
@@ -100,7 +103,15 @@ export class InProcessSource implements TaskSource {
     // after a task's start (see PlacementResolver), so an app with observability has stored its first spans by then;
     // a store with none at all (tracing off, or only work outside agent runs) has nothing to find: fall back at once,
     // and the resolver asks again in 30 s.
-    if (!this.tracesStored) this.tracesStored = await hasTraceStorage(this.mastra as never);
+    if (!this.tracesStored) {
+      // Tasks that ended together wake together: one check answers them all, and a "none" holds for a second.
+      const now = Date.now();
+      if (!this.storageCheck || (this.storageCheckedAt !== undefined && now - this.storageCheckedAt > STORAGE_RECHECK_MS)) {
+        this.storageCheckedAt = undefined;
+        this.storageCheck = hasTraceStorage(this.mastra as never).finally(() => (this.storageCheckedAt = Date.now()));
+      }
+      this.tracesStored = await this.storageCheck;
+    }
     if (!this.tracesStored) return undefined;
     this.spanFinder ??= new RunSpanFinder(storeReads(this.mastra as never));
     return this.spanFinder.find(runId, toolCallId, undefined, startedAt);
@@ -108,4 +119,6 @@ export class InProcessSource implements TaskSource {
 
   private spanFinder: RunSpanFinder | undefined;
   private tracesStored = false;
+  private storageCheck: Promise<boolean> | undefined;
+  private storageCheckedAt: number | undefined;
 }
